@@ -1,0 +1,239 @@
+//! The `Task` aggregate: `handle` decides, `apply` mutates.
+
+use chrono::NaiveDate;
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    ProjectAccess, TaskCommand, TaskError, TaskEvent, TaskServices, TaskServicesHandle, TaskStatus,
+};
+use crate::actor::Actor;
+use crate::values::{Description, TaskTitle};
+
+/// A task. `Default` is "not created".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    state: Option<TaskState>,
+}
+
+/// The state of a created task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskState {
+    /// The task's id.
+    pub task_id: Uuid,
+    /// The project it belongs to.
+    pub project_id: Uuid,
+    /// Title.
+    pub title: TaskTitle,
+    /// Description.
+    pub description: Description,
+    /// Assignee, if any.
+    pub assignee_id: Option<Uuid>,
+    /// Due date, if any.
+    pub due_date: Option<NaiveDate>,
+    /// Status.
+    pub status: TaskStatus,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// `true` once deleted.
+    pub deleted: bool,
+}
+
+impl Task {
+    /// The created task's state (also after deletion), or `None` if never created.
+    #[must_use]
+    pub const fn state(&self) -> Option<&TaskState> {
+        self.state.as_ref()
+    }
+
+    /// Decides a command without changing state: the events to write, or a refusal.
+    async fn decide(
+        &self,
+        command: TaskCommand,
+        services: &dyn TaskServices,
+    ) -> Result<Vec<TaskEvent>, TaskError> {
+        if let TaskCommand::Create {
+            task_id,
+            actor,
+            project_id,
+            title,
+            description,
+            assignee_id,
+            due_date,
+        } = command
+        {
+            if self.state.is_some() {
+                return Err(TaskError::AlreadyExists);
+            }
+            let access = project_access(services, project_id, actor).await?;
+            if let Some(assignee_id) = assignee_id {
+                ensure_assignable(&access, assignee_id)?;
+            }
+            return Ok(vec![TaskEvent::TaskCreated {
+                task_id,
+                project_id,
+                title,
+                description,
+                assignee_id,
+                due_date,
+                status: TaskStatus::Pending,
+                created_by: actor.user_id,
+            }]);
+        }
+
+        let state = self.state.as_ref().ok_or(TaskError::NotFound)?;
+        if state.deleted {
+            return Err(TaskError::Deleted);
+        }
+        match command {
+            TaskCommand::Create { .. } => Err(TaskError::AlreadyExists),
+            TaskCommand::Edit {
+                actor,
+                title,
+                description,
+            } => {
+                project_access(services, state.project_id, actor).await?;
+                let title = title.filter(|title| *title != state.title);
+                let description =
+                    description.filter(|description| *description != state.description);
+                if title.is_none() && description.is_none() {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![TaskEvent::TaskEdited { title, description }])
+            }
+            TaskCommand::Assign { actor, assignee_id } => {
+                let access = project_access(services, state.project_id, actor).await?;
+                match (assignee_id, state.assignee_id) {
+                    (new, current) if new == current => Ok(Vec::new()),
+                    (Some(assignee_id), _) => {
+                        ensure_assignable(&access, assignee_id)?;
+                        Ok(vec![TaskEvent::TaskAssigned { assignee_id }])
+                    }
+                    (None, Some(previous_assignee_id)) => Ok(vec![TaskEvent::TaskUnassigned {
+                        previous_assignee_id,
+                    }]),
+                    (None, None) => Ok(Vec::new()),
+                }
+            }
+            TaskCommand::ChangeStatus { actor, status } => {
+                project_access(services, state.project_id, actor).await?;
+                let from = state.status;
+                if from == status {
+                    return Err(TaskError::StatusUnchanged { status });
+                }
+                if !from.can_become(status) {
+                    return Err(TaskError::InvalidTransition { from, to: status });
+                }
+                Ok(vec![TaskEvent::TaskStatusChanged { from, to: status }])
+            }
+            TaskCommand::SetDueDate { actor, due_date } => {
+                project_access(services, state.project_id, actor).await?;
+                if due_date == state.due_date {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![TaskEvent::TaskDueDateChanged { due_date }])
+            }
+            TaskCommand::Delete { actor } => {
+                project_access(services, state.project_id, actor).await?;
+                Ok(vec![TaskEvent::TaskDeleted])
+            }
+        }
+    }
+}
+
+/// Asks for the project and checks, in order: it exists (`ProjectNotFound`), the actor is
+/// its owner, a member or an admin (`Forbidden`), it is not archived (`ProjectArchived`).
+async fn project_access(
+    services: &dyn TaskServices,
+    project_id: Uuid,
+    actor: Actor,
+) -> Result<ProjectAccess, TaskError> {
+    let access = services
+        .project_access(project_id)
+        .await?
+        .ok_or(TaskError::ProjectNotFound)?;
+    if !access.admits(&actor) {
+        return Err(TaskError::Forbidden);
+    }
+    if access.archived {
+        return Err(TaskError::ProjectArchived);
+    }
+    Ok(access)
+}
+
+fn ensure_assignable(access: &ProjectAccess, assignee_id: Uuid) -> Result<(), TaskError> {
+    if access.includes(assignee_id) {
+        Ok(())
+    } else {
+        Err(TaskError::AssigneeNotMember { assignee_id })
+    }
+}
+
+impl Aggregate for Task {
+    const TYPE: &'static str = "task";
+    type Command = TaskCommand;
+    type Event = TaskEvent;
+    type Error = TaskError;
+    type Services = TaskServicesHandle;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = self.decide(command, services.as_ref()).await?;
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        if let TaskEvent::TaskCreated {
+            task_id,
+            project_id,
+            title,
+            description,
+            assignee_id,
+            due_date,
+            status,
+            created_by,
+        } = event
+        {
+            self.state = Some(TaskState {
+                task_id,
+                project_id,
+                title,
+                description,
+                assignee_id,
+                due_date,
+                status,
+                created_by,
+                deleted: false,
+            });
+            return;
+        }
+        let Some(state) = &mut self.state else {
+            return;
+        };
+        match event {
+            TaskEvent::TaskCreated { .. } => {}
+            TaskEvent::TaskEdited { title, description } => {
+                if let Some(title) = title {
+                    state.title = title;
+                }
+                if let Some(description) = description {
+                    state.description = description;
+                }
+            }
+            TaskEvent::TaskAssigned { assignee_id } => state.assignee_id = Some(assignee_id),
+            TaskEvent::TaskUnassigned { .. } => state.assignee_id = None,
+            TaskEvent::TaskStatusChanged { to, .. } => state.status = to,
+            TaskEvent::TaskDueDateChanged { due_date } => state.due_date = due_date,
+            TaskEvent::TaskDeleted => state.deleted = true,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Events of the `Task` aggregate.
+
+use chrono::NaiveDate;
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::TaskStatus;
+use crate::values::{Description, TaskTitle};
+
+/// Something that happened to a task. Serialized externally tagged:
+/// `{"TaskCreated": {...}}`, `"TaskDeleted"`. Dates are `"YYYY-MM-DD"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TaskEvent {
+    /// The task was created.
+    TaskCreated {
+        /// The task's id.
+        task_id: Uuid,
+        /// The project it belongs to.
+        project_id: Uuid,
+        /// Title.
+        title: TaskTitle,
+        /// Description.
+        description: Description,
+        /// Assignee, if any.
+        assignee_id: Option<Uuid>,
+        /// Due date, if any.
+        due_date: Option<NaiveDate>,
+        /// Initial status (`pending`).
+        status: TaskStatus,
+        /// Who created it.
+        created_by: Uuid,
+    },
+    /// Title and/or description changed; `None` = unchanged.
+    TaskEdited {
+        /// New title.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<TaskTitle>,
+        /// New description.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<Description>,
+    },
+    /// The task was assigned (or reassigned) to a user.
+    TaskAssigned {
+        /// The new assignee.
+        assignee_id: Uuid,
+    },
+    /// The task lost its assignee.
+    TaskUnassigned {
+        /// Who was assigned before.
+        previous_assignee_id: Uuid,
+    },
+    /// The status changed.
+    TaskStatusChanged {
+        /// The status before.
+        from: TaskStatus,
+        /// The status after.
+        to: TaskStatus,
+    },
+    /// The due date was set, moved or cleared (`None`).
+    TaskDueDateChanged {
+        /// The new due date.
+        due_date: Option<NaiveDate>,
+    },
+    /// The task was deleted.
+    TaskDeleted,
+}
+
+impl DomainEvent for TaskEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::TaskCreated { .. } => "TaskCreated",
+            Self::TaskEdited { .. } => "TaskEdited",
+            Self::TaskAssigned { .. } => "TaskAssigned",
+            Self::TaskUnassigned { .. } => "TaskUnassigned",
+            Self::TaskStatusChanged { .. } => "TaskStatusChanged",
+            Self::TaskDueDateChanged { .. } => "TaskDueDateChanged",
+            Self::TaskDeleted => "TaskDeleted",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}

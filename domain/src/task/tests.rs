@@ -1,0 +1,790 @@
+//! Given/when/then tests and a replay property for the `Task` aggregate.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use cqrs_es::DomainEvent;
+use cqrs_es::test::TestFramework;
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::*;
+use crate::BoxFuture;
+use crate::actor::Actor;
+use crate::error::{ErrorKind, ServiceError};
+use crate::testing::{check_replay, id};
+use crate::values::{Description, TaskTitle};
+
+const TASK: Uuid = id(200);
+const PROJECT: Uuid = id(100);
+const ARCHIVED_PROJECT: Uuid = id(101);
+const MISSING_PROJECT: Uuid = id(102);
+const OWNER: Uuid = id(1);
+const MEMBER: Uuid = id(2);
+const STRANGER: Uuid = id(3);
+const ROOT: Uuid = id(9);
+
+/// A hand-written fake: project access by id, or "down".
+#[derive(Debug)]
+struct FakeTaskServices {
+    projects: HashMap<Uuid, ProjectAccess>,
+    down: bool,
+}
+
+impl Default for FakeTaskServices {
+    fn default() -> Self {
+        let access = |archived| ProjectAccess {
+            owner_id: OWNER,
+            members: BTreeSet::from([MEMBER]),
+            archived,
+        };
+        Self {
+            projects: HashMap::from([(PROJECT, access(false)), (ARCHIVED_PROJECT, access(true))]),
+            down: false,
+        }
+    }
+}
+
+impl FakeTaskServices {
+    fn down() -> Self {
+        Self {
+            down: true,
+            ..Self::default()
+        }
+    }
+
+    fn handle(self) -> TaskServicesHandle {
+        Arc::new(self)
+    }
+}
+
+impl TaskServices for FakeTaskServices {
+    fn project_access(
+        &self,
+        project_id: Uuid,
+    ) -> BoxFuture<'_, Result<Option<ProjectAccess>, ServiceError>> {
+        Box::pin(async move {
+            if self.down {
+                return Err(ServiceError::new("project table down"));
+            }
+            Ok(self.projects.get(&project_id).cloned())
+        })
+    }
+}
+
+fn framework() -> TestFramework<Task> {
+    TestFramework::with(FakeTaskServices::default().handle())
+}
+
+fn title(raw: &str) -> TaskTitle {
+    TaskTitle::parse(raw).expect("valid test value")
+}
+
+fn description(raw: &str) -> Description {
+    Description::parse(raw).expect("valid test value")
+}
+
+fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
+}
+
+fn owner() -> Actor {
+    Actor::user(OWNER)
+}
+
+fn member() -> Actor {
+    Actor::user(MEMBER)
+}
+
+fn stranger() -> Actor {
+    Actor::user(STRANGER)
+}
+
+fn root() -> Actor {
+    Actor::admin(ROOT)
+}
+
+fn create_in(project_id: Uuid, actor: Actor, assignee_id: Option<Uuid>) -> TaskCommand {
+    TaskCommand::Create {
+        task_id: TASK,
+        actor,
+        project_id,
+        title: title("Write docs"),
+        description: description("all of them"),
+        assignee_id,
+        due_date: Some(date(2030, 1, 31)),
+    }
+}
+
+fn created_in(project_id: Uuid, assignee_id: Option<Uuid>) -> TaskEvent {
+    TaskEvent::TaskCreated {
+        task_id: TASK,
+        project_id,
+        title: title("Write docs"),
+        description: description("all of them"),
+        assignee_id,
+        due_date: Some(date(2030, 1, 31)),
+        status: TaskStatus::Pending,
+        created_by: MEMBER,
+    }
+}
+
+fn created() -> TaskEvent {
+    created_in(PROJECT, None)
+}
+
+fn status_changed(from: TaskStatus, to: TaskStatus) -> TaskEvent {
+    TaskEvent::TaskStatusChanged { from, to }
+}
+
+/// Every command other than `Create`, sent by `actor`.
+fn every_other_command(actor: Actor) -> Vec<TaskCommand> {
+    vec![
+        TaskCommand::Edit {
+            actor,
+            title: Some(title("New")),
+            description: None,
+        },
+        TaskCommand::Assign {
+            actor,
+            assignee_id: Some(OWNER),
+        },
+        TaskCommand::ChangeStatus {
+            actor,
+            status: TaskStatus::Done,
+        },
+        TaskCommand::SetDueDate {
+            actor,
+            due_date: None,
+        },
+        TaskCommand::Delete { actor },
+    ]
+}
+
+// ---- Create ----
+
+#[test]
+fn a_member_creates_a_pending_task() {
+    framework()
+        .given_no_previous_events()
+        .when(create_in(PROJECT, member(), None))
+        .then_expect_events(vec![created()]);
+}
+
+#[test]
+fn a_task_may_be_created_assigned_to_the_owner() {
+    framework()
+        .given_no_previous_events()
+        .when(create_in(PROJECT, member(), Some(OWNER)))
+        .then_expect_events(vec![created_in(PROJECT, Some(OWNER))]);
+}
+
+#[test]
+fn an_admin_creates_a_task_in_any_project() {
+    let mut expected = created();
+    if let TaskEvent::TaskCreated { created_by, .. } = &mut expected {
+        *created_by = ROOT;
+    }
+    framework()
+        .given_no_previous_events()
+        .when(create_in(PROJECT, root(), None))
+        .then_expect_events(vec![expected]);
+}
+
+#[test]
+fn a_stranger_cannot_create_a_task() {
+    framework()
+        .given_no_previous_events()
+        .when(create_in(PROJECT, stranger(), None))
+        .then_expect_error(TaskError::Forbidden);
+}
+
+#[test]
+fn a_task_cannot_be_assigned_to_a_non_member() {
+    framework()
+        .given_no_previous_events()
+        .when(create_in(PROJECT, owner(), Some(STRANGER)))
+        .then_expect_error(TaskError::AssigneeNotMember {
+            assignee_id: STRANGER,
+        });
+}
+
+#[test]
+fn a_task_in_a_missing_project_is_refused() {
+    framework()
+        .given_no_previous_events()
+        .when(create_in(MISSING_PROJECT, owner(), None))
+        .then_expect_error(TaskError::ProjectNotFound);
+}
+
+#[test]
+fn a_task_in_an_archived_project_is_refused() {
+    framework()
+        .given_no_previous_events()
+        .when(create_in(ARCHIVED_PROJECT, owner(), None))
+        .then_expect_error(TaskError::ProjectArchived);
+}
+
+#[test]
+fn creating_a_task_while_the_project_look_up_fails_is_unavailable() {
+    TestFramework::<Task>::with(FakeTaskServices::down().handle())
+        .given_no_previous_events()
+        .when(create_in(PROJECT, owner(), None))
+        .then_expect_error(TaskError::Unavailable(ServiceError::new(
+            "project table down",
+        )));
+}
+
+#[test]
+fn creating_an_existing_task_is_a_conflict() {
+    framework()
+        .given(vec![created()])
+        .when(create_in(PROJECT, owner(), None))
+        .then_expect_error(TaskError::AlreadyExists);
+}
+
+// ---- Edit ----
+
+#[test]
+fn editing_writes_only_the_changed_fields() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::Edit {
+            actor: owner(),
+            title: Some(title("Write docs")),
+            description: Some(description("only the README")),
+        })
+        .then_expect_events(vec![TaskEvent::TaskEdited {
+            title: None,
+            description: Some(description("only the README")),
+        }]);
+}
+
+#[test]
+fn an_edit_that_changes_nothing_writes_no_event() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::Edit {
+            actor: member(),
+            title: Some(title("  Write docs ")),
+            description: None,
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_stranger_cannot_edit_a_task() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::Edit {
+            actor: stranger(),
+            title: Some(title("Mine now")),
+            description: None,
+        })
+        .then_expect_error(TaskError::Forbidden);
+}
+
+// ---- Assign ----
+
+#[test]
+fn assigning_a_member_writes_task_assigned() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::Assign {
+            actor: owner(),
+            assignee_id: Some(MEMBER),
+        })
+        .then_expect_events(vec![TaskEvent::TaskAssigned {
+            assignee_id: MEMBER,
+        }]);
+}
+
+#[test]
+fn reassigning_writes_task_assigned() {
+    framework()
+        .given(vec![created_in(PROJECT, Some(MEMBER))])
+        .when(TaskCommand::Assign {
+            actor: root(),
+            assignee_id: Some(OWNER),
+        })
+        .then_expect_events(vec![TaskEvent::TaskAssigned { assignee_id: OWNER }]);
+}
+
+#[test]
+fn unassigning_writes_the_previous_assignee() {
+    framework()
+        .given(vec![created_in(PROJECT, Some(MEMBER))])
+        .when(TaskCommand::Assign {
+            actor: member(),
+            assignee_id: None,
+        })
+        .then_expect_events(vec![TaskEvent::TaskUnassigned {
+            previous_assignee_id: MEMBER,
+        }]);
+}
+
+#[test]
+fn assigning_the_current_assignee_or_unassigning_nobody_writes_no_event() {
+    framework()
+        .given(vec![created_in(PROJECT, Some(MEMBER))])
+        .when(TaskCommand::Assign {
+            actor: owner(),
+            assignee_id: Some(MEMBER),
+        })
+        .then_expect_events(vec![]);
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::Assign {
+            actor: owner(),
+            assignee_id: None,
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn assigning_a_non_member_is_invalid() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::Assign {
+            actor: owner(),
+            assignee_id: Some(STRANGER),
+        })
+        .then_expect_error(TaskError::AssigneeNotMember {
+            assignee_id: STRANGER,
+        });
+}
+
+// ---- ChangeStatus ----
+
+#[test]
+fn every_allowed_transition_writes_its_event() {
+    for (from, to) in ALLOWED_TRANSITIONS {
+        let mut given = vec![created()];
+        if from != TaskStatus::Pending {
+            given.push(status_changed(TaskStatus::Pending, from));
+        }
+        framework()
+            .given(given)
+            .when(TaskCommand::ChangeStatus {
+                actor: member(),
+                status: to,
+            })
+            .then_expect_events(vec![status_changed(from, to)]);
+    }
+}
+
+#[test]
+fn every_other_transition_is_refused() {
+    for from in TaskStatus::ALL {
+        for to in TaskStatus::ALL {
+            if from == to || ALLOWED_TRANSITIONS.contains(&(from, to)) {
+                continue;
+            }
+            let mut given = vec![created()];
+            if from != TaskStatus::Pending {
+                given.push(status_changed(TaskStatus::Pending, from));
+            }
+            framework()
+                .given(given)
+                .when(TaskCommand::ChangeStatus {
+                    actor: member(),
+                    status: to,
+                })
+                .then_expect_error(TaskError::InvalidTransition { from, to });
+        }
+    }
+}
+
+#[test]
+fn cancelled_cannot_become_done_directly() {
+    framework()
+        .given(vec![
+            created(),
+            status_changed(TaskStatus::Pending, TaskStatus::Cancelled),
+        ])
+        .when(TaskCommand::ChangeStatus {
+            actor: owner(),
+            status: TaskStatus::Done,
+        })
+        .then_expect_error(TaskError::InvalidTransition {
+            from: TaskStatus::Cancelled,
+            to: TaskStatus::Done,
+        });
+}
+
+#[test]
+fn the_same_status_is_refused() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::ChangeStatus {
+            actor: owner(),
+            status: TaskStatus::Pending,
+        })
+        .then_expect_error(TaskError::StatusUnchanged {
+            status: TaskStatus::Pending,
+        });
+}
+
+// ---- SetDueDate ----
+
+#[test]
+fn setting_a_new_due_date_writes_an_event() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::SetDueDate {
+            actor: member(),
+            due_date: Some(date(2030, 2, 1)),
+        })
+        .then_expect_events(vec![TaskEvent::TaskDueDateChanged {
+            due_date: Some(date(2030, 2, 1)),
+        }]);
+}
+
+#[test]
+fn clearing_the_due_date_writes_an_event() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::SetDueDate {
+            actor: member(),
+            due_date: None,
+        })
+        .then_expect_events(vec![TaskEvent::TaskDueDateChanged { due_date: None }]);
+}
+
+#[test]
+fn the_same_due_date_writes_no_event() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::SetDueDate {
+            actor: member(),
+            due_date: Some(date(2030, 1, 31)),
+        })
+        .then_expect_events(vec![]);
+}
+
+// ---- Delete ----
+
+#[test]
+fn a_member_deletes_a_task() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::Delete { actor: member() })
+        .then_expect_events(vec![TaskEvent::TaskDeleted]);
+}
+
+// ---- refusals shared by every command after Create ----
+
+#[test]
+fn every_command_on_a_never_created_task_is_not_found() {
+    for command in every_other_command(owner()) {
+        framework()
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(TaskError::NotFound);
+    }
+}
+
+#[test]
+fn every_command_on_a_deleted_task_is_refused_as_deleted() {
+    for command in every_other_command(owner()) {
+        framework()
+            .given(vec![created(), TaskEvent::TaskDeleted])
+            .when(command)
+            .then_expect_error(TaskError::Deleted);
+    }
+    framework()
+        .given(vec![created(), TaskEvent::TaskDeleted])
+        .when(create_in(PROJECT, owner(), None))
+        .then_expect_error(TaskError::AlreadyExists);
+}
+
+#[test]
+fn every_command_from_a_stranger_is_forbidden() {
+    for command in every_other_command(stranger()) {
+        framework()
+            .given(vec![created()])
+            .when(command)
+            .then_expect_error(TaskError::Forbidden);
+    }
+}
+
+#[test]
+fn every_command_in_an_archived_project_is_refused() {
+    for command in every_other_command(owner()) {
+        framework()
+            .given(vec![created_in(ARCHIVED_PROJECT, None)])
+            .when(command)
+            .then_expect_error(TaskError::ProjectArchived);
+    }
+}
+
+#[test]
+fn every_command_whose_project_vanished_is_project_not_found() {
+    for command in every_other_command(root()) {
+        framework()
+            .given(vec![created_in(MISSING_PROJECT, None)])
+            .when(command)
+            .then_expect_error(TaskError::ProjectNotFound);
+    }
+}
+
+#[test]
+fn every_command_while_the_project_look_up_fails_is_unavailable() {
+    for command in every_other_command(owner()) {
+        TestFramework::<Task>::with(FakeTaskServices::down().handle())
+            .given(vec![created()])
+            .when(command)
+            .then_expect_error(TaskError::Unavailable(ServiceError::new(
+                "project table down",
+            )));
+    }
+}
+
+// ---- state, events, errors ----
+
+#[test]
+fn applied_events_build_the_state() {
+    let (task, events) = check_replay::<Task>(
+        &FakeTaskServices::default().handle(),
+        vec![
+            create_in(PROJECT, member(), Some(MEMBER)),
+            TaskCommand::ChangeStatus {
+                actor: member(),
+                status: TaskStatus::InProgress,
+            },
+            TaskCommand::Assign {
+                actor: owner(),
+                assignee_id: None,
+            },
+            TaskCommand::Delete { actor: owner() },
+        ],
+    );
+    assert_eq!(events.len(), 4);
+    let state = task.state().expect("the aggregate exists");
+    assert_eq!(state.status, TaskStatus::InProgress);
+    assert_eq!(state.assignee_id, None);
+    assert!(state.deleted);
+}
+
+#[test]
+fn statuses_serialize_snake_case() {
+    let names: Vec<_> = TaskStatus::ALL
+        .iter()
+        .map(|status| serde_json::to_value(status).expect("JSON round trip"))
+        .collect();
+    assert_eq!(
+        names,
+        vec!["pending", "in_progress", "done", "cancelled"]
+            .into_iter()
+            .map(serde_json::Value::from)
+            .collect::<Vec<_>>()
+    );
+    for status in TaskStatus::ALL {
+        assert_eq!(
+            serde_json::to_value(status).expect("JSON round trip"),
+            status.as_str()
+        );
+    }
+    assert_eq!(TaskStatus::default(), TaskStatus::Pending);
+}
+
+#[test]
+fn event_types_are_the_variant_names_at_version_1_0() {
+    let events = [
+        (created(), "TaskCreated"),
+        (
+            TaskEvent::TaskEdited {
+                title: None,
+                description: None,
+            },
+            "TaskEdited",
+        ),
+        (
+            TaskEvent::TaskAssigned { assignee_id: OWNER },
+            "TaskAssigned",
+        ),
+        (
+            TaskEvent::TaskUnassigned {
+                previous_assignee_id: OWNER,
+            },
+            "TaskUnassigned",
+        ),
+        (
+            status_changed(TaskStatus::Pending, TaskStatus::Done),
+            "TaskStatusChanged",
+        ),
+        (
+            TaskEvent::TaskDueDateChanged { due_date: None },
+            "TaskDueDateChanged",
+        ),
+        (TaskEvent::TaskDeleted, "TaskDeleted"),
+    ];
+    for (event, event_type) in events {
+        assert_eq!(event.event_type(), event_type);
+        assert_eq!(event.event_version(), "1.0");
+    }
+}
+
+#[test]
+fn created_event_json_has_the_documented_shape() {
+    assert_eq!(
+        serde_json::to_value(created()).expect("JSON round trip"),
+        serde_json::json!({ "TaskCreated": {
+            "task_id": TASK,
+            "project_id": PROJECT,
+            "title": "Write docs",
+            "description": "all of them",
+            "assignee_id": null,
+            "due_date": "2030-01-31",
+            "status": "pending",
+            "created_by": MEMBER,
+        }})
+    );
+    assert_eq!(
+        serde_json::to_value(status_changed(TaskStatus::InProgress, TaskStatus::Done))
+            .expect("JSON round trip"),
+        serde_json::json!({ "TaskStatusChanged": { "from": "in_progress", "to": "done" } })
+    );
+}
+
+#[test]
+fn errors_map_to_their_kinds() {
+    use TaskError as E;
+    for (error, kind) in [
+        (E::NotFound, ErrorKind::NotFound),
+        (E::Deleted, ErrorKind::NotFound),
+        (E::ProjectNotFound, ErrorKind::NotFound),
+        (E::Forbidden, ErrorKind::Forbidden),
+        (
+            E::AssigneeNotMember {
+                assignee_id: STRANGER,
+            },
+            ErrorKind::Invalid,
+        ),
+        (E::AlreadyExists, ErrorKind::Conflict),
+        (E::ProjectArchived, ErrorKind::Conflict),
+        (
+            E::StatusUnchanged {
+                status: TaskStatus::Done,
+            },
+            ErrorKind::Conflict,
+        ),
+        (
+            E::InvalidTransition {
+                from: TaskStatus::Cancelled,
+                to: TaskStatus::Done,
+            },
+            ErrorKind::Conflict,
+        ),
+        (
+            E::Unavailable(ServiceError::new("x")),
+            ErrorKind::Unavailable,
+        ),
+    ] {
+        assert_eq!(error.kind(), kind, "{error:?}");
+    }
+    assert_eq!(
+        E::InvalidTransition {
+            from: TaskStatus::Cancelled,
+            to: TaskStatus::Done
+        }
+        .to_string(),
+        "cannot move a task from cancelled to done"
+    );
+}
+
+// ---- property: replaying accepted events equals the running state ----
+
+fn arb_actor() -> impl Strategy<Value = Actor> {
+    prop_oneof![
+        3 => Just(owner()),
+        3 => Just(member()),
+        1 => Just(stranger()),
+        1 => Just(root()),
+    ]
+}
+
+fn arb_user_id() -> impl Strategy<Value = Uuid> {
+    prop_oneof![Just(OWNER), Just(MEMBER), Just(STRANGER)]
+}
+
+fn arb_status() -> impl Strategy<Value = TaskStatus> {
+    proptest::sample::select(TaskStatus::ALL.to_vec())
+}
+
+fn arb_title() -> impl Strategy<Value = TaskTitle> {
+    prop_oneof![Just("Write docs"), Just("Ship it")].prop_map(title)
+}
+
+fn arb_description() -> impl Strategy<Value = Description> {
+    prop_oneof![Just(""), Just("all of them")].prop_map(description)
+}
+
+fn arb_due_date() -> impl Strategy<Value = Option<NaiveDate>> {
+    proptest::option::of((1_u32..=3).prop_map(|day| date(2030, 1, day)))
+}
+
+fn arb_create() -> impl Strategy<Value = TaskCommand> {
+    (
+        prop_oneof![4 => Just(PROJECT), 1 => Just(ARCHIVED_PROJECT), 1 => Just(MISSING_PROJECT)],
+        arb_actor(),
+        arb_title(),
+        arb_description(),
+        proptest::option::of(arb_user_id()),
+        arb_due_date(),
+    )
+        .prop_map(
+            |(project_id, actor, title, description, assignee_id, due_date)| TaskCommand::Create {
+                task_id: TASK,
+                actor,
+                project_id,
+                title,
+                description,
+                assignee_id,
+                due_date,
+            },
+        )
+}
+
+fn arb_command() -> impl Strategy<Value = TaskCommand> {
+    prop_oneof![
+        1 => arb_create(),
+        2 => (
+            arb_actor(),
+            proptest::option::of(arb_title()),
+            proptest::option::of(arb_description()),
+        )
+            .prop_map(|(actor, title, description)| TaskCommand::Edit { actor, title, description }),
+        3 => (arb_actor(), proptest::option::of(arb_user_id()))
+            .prop_map(|(actor, assignee_id)| TaskCommand::Assign { actor, assignee_id }),
+        5 => (arb_actor(), arb_status())
+            .prop_map(|(actor, status)| TaskCommand::ChangeStatus { actor, status }),
+        2 => (arb_actor(), arb_due_date())
+            .prop_map(|(actor, due_date)| TaskCommand::SetDueDate { actor, due_date }),
+        1 => arb_actor().prop_map(|actor| TaskCommand::Delete { actor }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn replaying_accepted_task_events_rebuilds_the_state(
+        start_created in proptest::bool::weighted(0.8),
+        commands in proptest::collection::vec(arb_command(), 0..40),
+        down in proptest::bool::weighted(0.1),
+    ) {
+        let services = FakeTaskServices { down, ..FakeTaskServices::default() }.handle();
+        let start = start_created.then(|| create_in(PROJECT, member(), None));
+        let (task, events) = check_replay::<Task>(&services, start.into_iter().chain(commands).collect());
+        if let Some(state) = task.state() {
+            // An assignee is always someone of the project.
+            prop_assert!(state.assignee_id.is_none_or(|assignee| assignee != STRANGER));
+        }
+        // Every status change the aggregate accepted is in the table.
+        for event in &events {
+            if let TaskEvent::TaskStatusChanged { from, to } = event {
+                prop_assert!(ALLOWED_TRANSITIONS.contains(&(*from, *to)));
+            }
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! Validated newtypes. Build them from API input with `parse`; they serialize transparently
+//! (as the inner string / number) in event payloads. Deserialization does *not* re-validate,
+//! so stored events stay readable if a rule is tightened later; API input must go through
+//! `parse`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+
+/// Trims `raw` and checks its length in characters is within `min..=max`.
+fn trimmed_with_len(
+    field: &'static str,
+    raw: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, ValidationError> {
+    let value = raw.trim();
+    let len = value.chars().count();
+    if len < min {
+        return Err(if min == 1 {
+            ValidationError::new(field, "must not be empty")
+        } else {
+            ValidationError::new(field, format!("must be at least {min} characters"))
+        });
+    }
+    if len > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Implements `as_str`, `into_inner`, `AsRef<str>` and (optionally) `Display` for a
+/// string newtype.
+macro_rules! string_value {
+    ($ty:ident) => {
+        impl $ty {
+            /// The validated value.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The validated value, owned.
+            #[must_use]
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+    ($ty:ident, display) => {
+        string_value!($ty);
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+/// A login name: trimmed, lowercased, 3–32 characters of `[a-z0-9_.-]`. Unique.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Username(String);
+
+impl Username {
+    /// Shortest allowed length.
+    pub const MIN_LEN: usize = 3;
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 32;
+
+    /// Trims, lowercases and validates a username.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `username` if the length or a character is not allowed.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let value = raw.trim().to_lowercase();
+        let len = value.chars().count();
+        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
+            return Err(ValidationError::new(
+                "username",
+                format!(
+                    "must be {} to {} characters long",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
+                ),
+            ));
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(ValidationError::new(
+                "username",
+                "may contain only letters a-z, digits, '_', '.' and '-'",
+            ));
+        }
+        Ok(Self(value))
+    }
+}
+string_value!(Username, display);
+
+/// An e-mail address: trimmed, at most 254 characters, exactly one `@`, a non-empty local
+/// part, a domain with a dot, no whitespace. Stored as typed (case kept);
+/// [`Email::normalized`] is the uniqueness key.
+///
+/// No `Display`, so an address is not formatted into a log line by accident.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 254;
+
+    /// Trims and validates an e-mail address.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `email` if the address is malformed or too long.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let invalid = |message: &str| ValidationError::new("email", message.to_owned());
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(invalid("must not be empty"));
+        }
+        if value.chars().count() > Self::MAX_LEN {
+            return Err(invalid("must be at most 254 characters"));
+        }
+        if value.chars().any(char::is_whitespace) {
+            return Err(invalid("must not contain spaces"));
+        }
+        let Some((local, domain)) = value.split_once('@') else {
+            return Err(invalid("must contain an '@'"));
+        };
+        if domain.contains('@') {
+            return Err(invalid("must contain exactly one '@'"));
+        }
+        if local.is_empty() {
+            return Err(invalid("must have a name before the '@'"));
+        }
+        if !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+        {
+            return Err(invalid(
+                "must have a domain such as example.com after the '@'",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The lowercase form: the key for uniqueness checks and look-ups.
+    #[must_use]
+    pub fn normalized(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+string_value!(Email);
+
+/// A plaintext password from API input: 8–128 characters. Never serialized; `Debug` prints
+/// `***`. Hash it (in the API) into a [`PasswordHash`] before building a command.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Shortest allowed length.
+    pub const MIN_LEN: usize = 8;
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 128;
+
+    /// Validates a password (not trimmed: spaces are significant).
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `password` if it is shorter than 8 or longer than 128
+    /// characters.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let len = raw.chars().count();
+        if len < Self::MIN_LEN {
+            return Err(ValidationError::new(
+                "password",
+                format!("must be at least {} characters", Self::MIN_LEN),
+            ));
+        }
+        if len > Self::MAX_LEN {
+            return Err(ValidationError::new(
+                "password",
+                format!("must be at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The plaintext, for hashing or verifying.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The plaintext, owned.
+    #[must_use]
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// An opaque password hash (e.g. a PHC string from argon2). Carried in `UserRegistered` /
+/// `UserPasswordChanged`; `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a hash string produced by the hasher. Not validated: the domain does not know
+    /// the hash format.
+    #[must_use]
+    pub fn new(hash: impl Into<String>) -> Self {
+        Self(hash.into())
+    }
+}
+string_value!(PasswordHash);
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+/// A first or last name: trimmed, 1–100 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PersonName(String);
+
+impl PersonName {
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 100;
+
+    /// Trims and validates a name. The error's field is `name`; rename it with
+    /// [`ValidationError::with_field`] (e.g. to `first_name`).
+    ///
+    /// # Errors
+    /// A [`ValidationError`] if the name is empty or longer than 100 characters.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        trimmed_with_len("name", raw, 1, Self::MAX_LEN).map(Self)
+    }
+}
+string_value!(PersonName, display);
+
+/// An age in years, 0–150.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Age(u8);
+
+impl Age {
+    /// Highest allowed age.
+    pub const MAX: u8 = 150;
+
+    /// Validates an age. Takes an `i64` so a negative number from JSON gets a clear message.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `age` if it is not within 0–150.
+    pub fn parse(years: i64) -> Result<Self, ValidationError> {
+        u8::try_from(years)
+            .ok()
+            .filter(|years| *years <= Self::MAX)
+            .map(Self)
+            .ok_or_else(|| ValidationError::new("age", "must be between 0 and 150"))
+    }
+
+    /// The age in years.
+    #[must_use]
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+
+    /// The age in years (same as [`Age::get`]).
+    #[must_use]
+    pub const fn into_inner(self) -> u8 {
+        self.0
+    }
+}
+
+impl fmt::Display for Age {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A project name: trimmed, 1–200 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProjectName(String);
+
+impl ProjectName {
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 200;
+
+    /// Trims and validates a project name.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `name` if it is empty or longer than 200 characters.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        trimmed_with_len("name", raw, 1, Self::MAX_LEN).map(Self)
+    }
+}
+string_value!(ProjectName, display);
+
+/// A task title: trimmed, 1–200 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskTitle(String);
+
+impl TaskTitle {
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 200;
+
+    /// Trims and validates a task title.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `title` if it is empty or longer than 200 characters.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        trimmed_with_len("title", raw, 1, Self::MAX_LEN).map(Self)
+    }
+}
+string_value!(TaskTitle, display);
+
+/// A free-text description: at most 10,000 characters, may be empty. Kept as typed
+/// (not trimmed), so formatted text survives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 10_000;
+
+    /// Validates a description.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `description` if it is longer than 10,000 characters.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        if raw.chars().count() > Self::MAX_LEN {
+            return Err(ValidationError::new(
+                "description",
+                format!("must be at most {} characters", Self::MAX_LEN),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The empty description.
+    #[must_use]
+    pub const fn empty() -> Self {
+        Self(String::new())
+    }
+}
+string_value!(Description, display);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repeat(c: char, n: usize) -> String {
+        std::iter::repeat_n(c, n).collect()
+    }
+
+    #[test]
+    fn username_length_boundaries() {
+        assert!(Username::parse(&repeat('a', 2)).is_err());
+        assert!(Username::parse(&repeat('a', 3)).is_ok());
+        assert!(Username::parse(&repeat('a', 32)).is_ok());
+        assert!(Username::parse(&repeat('a', 33)).is_err());
+    }
+
+    #[test]
+    fn username_is_trimmed_and_lowercased() {
+        let username = Username::parse("  Alice_B.C-9 ").expect("should be accepted");
+        assert_eq!(username.as_str(), "alice_b.c-9");
+    }
+
+    #[test]
+    fn username_length_counts_after_trimming() {
+        assert!(Username::parse("  ab  ").is_err());
+    }
+
+    #[test]
+    fn username_rejects_bad_characters() {
+        for bad in ["ali ce", "alice!", "ali@ce", "алиса", "al/ice", "al+ice"] {
+            let err = Username::parse(bad).expect_err("should be refused");
+            assert_eq!(err.field, "username", "{bad}");
+        }
+    }
+
+    #[test]
+    fn email_accepts_plain_addresses_and_keeps_case() {
+        let email = Email::parse("  Alice.Smith+tag@Example.COM ").expect("should be accepted");
+        assert_eq!(email.as_str(), "Alice.Smith+tag@Example.COM");
+        assert_eq!(email.normalized(), "alice.smith+tag@example.com");
+    }
+
+    #[test]
+    fn email_rejects_malformed_addresses() {
+        for bad in [
+            "",
+            "   ",
+            "alice",
+            "alice@",
+            "@example.com",
+            "alice@example",
+            "alice@@example.com",
+            "a@b@example.com",
+            "alice@exa mple.com",
+            "ali ce@example.com",
+            "alice@.com",
+            "alice@example.",
+            "alice@example..com",
+        ] {
+            let err = Email::parse(bad).expect_err("should be refused");
+            assert_eq!(err.field, "email", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn email_length_boundary_is_254() {
+        let domain = "@example.com";
+        let ok = format!("{}{domain}", repeat('a', 254 - domain.len()));
+        let too_long = format!("{}{domain}", repeat('a', 255 - domain.len()));
+        assert!(Email::parse(&ok).is_ok());
+        assert!(Email::parse(&too_long).is_err());
+    }
+
+    #[test]
+    fn password_length_boundaries() {
+        assert!(Password::parse(&repeat('x', 7)).is_err());
+        assert!(Password::parse(&repeat('x', 8)).is_ok());
+        assert!(Password::parse(&repeat('x', 128)).is_ok());
+        assert!(Password::parse(&repeat('x', 129)).is_err());
+    }
+
+    #[test]
+    fn password_is_not_trimmed() {
+        assert_eq!(
+            Password::parse(" 1234567")
+                .expect("should be accepted")
+                .as_str(),
+            " 1234567"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let password = Password::parse("hunter2hunter2").expect("should be accepted");
+        let hash = PasswordHash::new("$argon2id$secret");
+        assert!(!format!("{password:?}").contains("hunter2"));
+        assert!(!format!("{hash:?}").contains("secret"));
+        assert!(format!("{password:?}").contains("***"));
+        assert!(format!("{hash:?}").contains("***"));
+    }
+
+    #[test]
+    fn password_hash_serializes_as_a_plain_string() {
+        let hash = PasswordHash::new("$argon2id$abc");
+        let json = serde_json::to_string(&hash).expect("should be accepted");
+        assert_eq!(json, "\"$argon2id$abc\"");
+        assert_eq!(
+            serde_json::from_str::<PasswordHash>(&json).expect("should be accepted"),
+            hash
+        );
+    }
+
+    #[test]
+    fn age_boundaries() {
+        assert!(Age::parse(-1).is_err());
+        assert_eq!(Age::parse(0).expect("should be accepted").get(), 0);
+        assert_eq!(Age::parse(150).expect("should be accepted").get(), 150);
+        assert!(Age::parse(151).is_err());
+        assert!(Age::parse(1_000).is_err());
+        assert_eq!(Age::parse(151).expect_err("should be refused").field, "age");
+    }
+
+    #[test]
+    fn person_name_is_trimmed_and_bounded() {
+        assert_eq!(
+            PersonName::parse("  Ada ")
+                .expect("should be accepted")
+                .as_str(),
+            "Ada"
+        );
+        assert!(PersonName::parse("   ").is_err());
+        assert!(PersonName::parse(&repeat('é', 100)).is_ok());
+        assert!(PersonName::parse(&repeat('é', 101)).is_err());
+        let err = PersonName::parse("")
+            .expect_err("should be refused")
+            .with_field("first_name");
+        assert_eq!(err.field, "first_name");
+    }
+
+    #[test]
+    fn project_name_and_task_title_are_trimmed_and_bounded() {
+        assert_eq!(
+            ProjectName::parse(" Apollo ")
+                .expect("should be accepted")
+                .as_str(),
+            "Apollo"
+        );
+        assert!(ProjectName::parse("").is_err());
+        assert!(ProjectName::parse(&repeat('a', 200)).is_ok());
+        assert!(ProjectName::parse(&repeat('a', 201)).is_err());
+        assert_eq!(
+            TaskTitle::parse("\tWrite docs\n")
+                .expect("should be accepted")
+                .as_str(),
+            "Write docs"
+        );
+        assert!(TaskTitle::parse(" ").is_err());
+        assert!(TaskTitle::parse(&repeat('a', 200)).is_ok());
+        assert_eq!(
+            TaskTitle::parse(&repeat('a', 201))
+                .expect_err("should be refused")
+                .field,
+            "title"
+        );
+    }
+
+    #[test]
+    fn description_may_be_empty_and_is_bounded() {
+        assert_eq!(
+            Description::parse("").expect("should be accepted"),
+            Description::empty()
+        );
+        assert_eq!(
+            Description::parse("  indented\n")
+                .expect("should be accepted")
+                .as_str(),
+            "  indented\n"
+        );
+        assert!(Description::parse(&repeat('a', 10_000)).is_ok());
+        assert_eq!(
+            Description::parse(&repeat('a', 10_001))
+                .expect_err("should be refused")
+                .field,
+            "description"
+        );
+    }
+
+    #[test]
+    fn validation_error_displays_field_and_message() {
+        let err = Age::parse(200).expect_err("should be refused");
+        assert_eq!(err.to_string(), "age: must be between 0 and 150");
+    }
+
+    #[test]
+    fn values_serialize_transparently() {
+        let username = Username::parse("alice").expect("should be accepted");
+        assert_eq!(
+            serde_json::to_string(&username).expect("should be accepted"),
+            "\"alice\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Age::parse(42).expect("should be accepted"))
+                .expect("should be accepted"),
+            "42"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! Binding and serving an axum router the same way in every service.
+
+use std::future::Future;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::MatchedPath;
+use axum::http::Request;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::settings::HttpSettings;
+
+/// The header that carries the request id from the client (or from us) through logs and events.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Binds the listener now, so a port-0 setting yields a known port before serving starts.
+pub async fn bind(settings: &HttpSettings) -> anyhow::Result<TcpListener> {
+    let address = settings.address();
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
+}
+
+/// Adds request ids (kept from the client's `x-request-id` or made up) and a span per request.
+pub fn with_observability(router: Router) -> Router {
+    let header = axum::http::HeaderName::from_static(REQUEST_ID_HEADER);
+    router
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let path = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or_else(|| request.uri().path(), MatchedPath::as_str);
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path, request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr().context("listener address")?;
+    tracing::info!(%address, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+/// A bound, ready-to-serve HTTP service: what each service's `startup::build` returns.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Server {
+    /// Binds `settings`' address now (a port-0 setting yields a known [`Server::port`]).
+    pub async fn bind(settings: &HttpSettings, router: Router) -> anyhow::Result<Self> {
+        Ok(Self {
+            listener: bind(settings).await?,
+            router: with_observability(router),
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        serve(self.listener, self.router, shutdown).await
+    }
+}

@@ -1,0 +1,16 @@
+//! How every tasktrail process starts, logs, reports its health and stops.
+//!
+//! - [`settings`]: typed settings from defaults, an optional file and `TASKTRAIL_*` variables.
+//! - [`telemetry`]: `tracing` subscriber, pretty or JSON.
+//! - [`shutdown`]: a future that resolves on SIGTERM or SIGINT.
+//! - [`health`]: `GET /healthz` and `GET /readyz` with one check per dependency.
+//! - [`http`]: binding, request ids, request spans and graceful serving.
+//! - [`mongo`], [`redis`]: clients that connect lazily, so a service starts while a server is down.
+
+pub mod health;
+pub mod http;
+pub mod mongo;
+pub mod redis;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
