@@ -1,6 +1,13 @@
 //! The command API: the write side of tasktrail over HTTP.
 //!
-//! `main.rs` only loads [`settings::Settings`] and runs [`startup::Application`].
+//! A request flows JSON body → [`extract::AppJson`] DTO → validated domain values → a command
+//! executed by the aggregate's [`event_store::CommandBus`] → `{id, version}` (see [`state`]).
+//! `main.rs` only loads [`settings::Settings`] and runs [`startup::build`].
 
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;

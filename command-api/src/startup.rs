@@ -1,10 +1,18 @@
-//! Builds the command API from its settings and runs it until shutdown.
+//! Builds the command API from its settings.
 
+use std::sync::Arc;
+
+use auth::rate_limit::{self, RateLimiter};
+use auth::{Authenticator, Revocations, Tokens};
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use event_store::{CommandBus, Registry};
 use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
 
-use crate::settings::Settings;
+use crate::settings::{BODY_LIMIT_BYTES, Settings};
+use crate::state::AppState;
+use crate::{openapi, routes};
 
 /// Applies the migrations (PostgreSQL must be up: the command API cannot work without its
 /// schema), connects to Redis and Kafka lazily (one that is down shows on `/readyz`), and binds.
@@ -12,10 +20,46 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let pool = event_store::connect_lazy(&settings.database)?;
     event_store::migrate(&pool).await?;
     let redis = service_runtime::redis::connect(&settings.redis)?;
+    let prefix = settings.redis.key_prefix.clone();
+
+    settings.auth.warn_if_dev_default();
+    settings.rate_limit.validate()?;
+    let tokens = Arc::new(Tokens::from_settings(&settings.auth)?);
+    let revocations = Revocations::new(redis.clone(), pool.clone(), prefix.clone());
+    let authenticator = Authenticator::new(Arc::clone(&tokens), revocations.clone());
+    let limiter = RateLimiter::new(
+        redis.clone(),
+        prefix,
+        &settings.rate_limit,
+        Arc::clone(&tokens),
+    );
+
+    let registry = Registry::new(pool.clone());
+    let state = AppState {
+        users: Arc::new(CommandBus::new(pool.clone(), registry.user_services())),
+        projects: Arc::new(CommandBus::new(pool.clone(), registry.project_services())),
+        tasks: Arc::new(CommandBus::new(pool.clone(), registry.task_services())),
+        registry,
+        tokens,
+        revocations,
+        authenticator,
+        query_api_url: settings.query_api.public_url.trim_end_matches('/').into(),
+    };
+
     let readiness = Readiness::new()
         .with(health::Postgres(pool))
         .with(health::Redis(redis))
         .with(health::Kafka::connect(&settings.kafka.brokers)?);
-    let router = Router::new().merge(health::router(readiness));
+    let commands = routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            rate_limit::middleware,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .with_state(state);
+    let router = Router::new()
+        .merge(commands)
+        .merge(openapi::router())
+        .merge(health::router(readiness));
     Server::bind(&settings.http, router).await
 }

@@ -8,6 +8,8 @@ use tasktrail_command_api::startup;
 use test_support::{TestDatabase, dead_address, get_json, servers, spawn};
 
 fn settings(db: &TestDatabase) -> Settings {
+    let defaults: Settings =
+        service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
     Settings {
         http: HttpSettings::with_port(0),
         database: DatabaseSettings {
@@ -16,7 +18,7 @@ fn settings(db: &TestDatabase) -> Settings {
         },
         redis: servers().redis.clone(),
         kafka: servers().kafka.clone(),
-        log: Default::default(),
+        ..defaults
     }
 }
 

@@ -12,7 +12,7 @@
 pub mod actor;
 pub mod error;
 pub mod project;
-mod serde_helpers;
+pub mod serde_helpers;
 pub mod task;
 #[cfg(test)]
 mod testing;

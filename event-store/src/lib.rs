@@ -1,13 +1,34 @@
 //! The PostgreSQL event store, the only source of truth of tasktrail.
 //!
 //! This crate owns the connection pool and the schema (`migrations/` at the workspace root,
-//! embedded at compile time).
+//! embedded at compile time), and the write side's persistence:
+//!
+//! - [`PgEventRepository`]: the cqrs-es event repository over the `events` table. A commit is
+//!   one transaction: one multi-row `INSERT` of its events, the matching update of the
+//!   write-side registry, and `pg_notify('tasktrail_events', '')` ([`NOTIFY_CHANNEL`]).
+//! - [`Registry`]: look-ups in the write-side registry (`user_registry`, `project_registry`,
+//!   `project_members`): the aggregates' `Services` and login's [`Credentials`].
+//! - [`CommandBus`]: load an aggregate, check the expected version, decide, commit; returns
+//!   the new version ([`Committed`]) or a [`CommandError`].
+//! - [`Metadata`]: who and which request, stored with every event.
+
+mod command_bus;
+mod error;
+mod metadata;
+mod registry;
+mod repository;
 
 use anyhow::Context as _;
 use service_runtime::settings::DatabaseSettings;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
+
+pub use command_bus::{CommandBus, CommandError, Committed};
+pub use error::UniqueViolation;
+pub use metadata::Metadata;
+pub use registry::{Credentials, Registry};
+pub use repository::{NOTIFY_CHANNEL, PgEventRepository};
 
 /// Every migration in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");

@@ -23,6 +23,21 @@ pub async fn bind(settings: &HttpSettings) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {address}"))
 }
 
+/// JSON 404 for unknown paths and 405 for known paths with another method, in the API's error body.
+pub fn with_json_fallbacks(router: Router) -> Router {
+    use crate::error::ErrorBody;
+    use axum::http::StatusCode;
+    router
+        .fallback(|| async { ErrorBody::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ErrorBody::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+}
+
 /// Adds request ids (kept from the client's `x-request-id` or made up) and a span per request.
 pub fn with_observability(router: Router) -> Router {
     let header = axum::http::HeaderName::from_static(REQUEST_ID_HEADER);
@@ -53,7 +68,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let address = listener.local_addr().context("listener address")?;
     tracing::info!(%address, "listening");
-    axum::serve(listener, router)
+    // Connection info lets handlers and middleware see the peer address (rate limits per IP).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")
@@ -71,7 +88,7 @@ impl Server {
     pub async fn bind(settings: &HttpSettings, router: Router) -> anyhow::Result<Self> {
         Ok(Self {
             listener: bind(settings).await?,
-            router: with_observability(router),
+            router: with_observability(with_json_fallbacks(router)),
         })
     }
 

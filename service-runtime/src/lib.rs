@@ -3,10 +3,12 @@
 //! - [`settings`]: typed settings from defaults, an optional file and `TASKTRAIL_*` variables.
 //! - [`telemetry`]: `tracing` subscriber, pretty or JSON.
 //! - [`shutdown`]: a future that resolves on SIGTERM or SIGINT.
+//! - [`error`]: the JSON error body of every API.
 //! - [`health`]: `GET /healthz` and `GET /readyz` with one check per dependency.
 //! - [`http`]: binding, request ids, request spans and graceful serving.
 //! - [`mongo`], [`redis`]: clients that connect lazily, so a service starts while a server is down.
 
+pub mod error;
 pub mod health;
 pub mod http;
 pub mod mongo;

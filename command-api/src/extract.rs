@@ -1,0 +1,144 @@
+//! Extractors whose rejections are [`ApiError`]s, so every bad request gets the JSON error body.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use service_runtime::http::REQUEST_ID_HEADER;
+
+use crate::error::ApiError;
+
+/// A JSON body. Unknown fields (every DTO denies them) and keys starting with `$` anywhere in the
+/// document are refused with 422; malformed JSON is 400; a body over the limit is 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
+        if let Some(key) = dollar_key(&value) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("keys starting with `$` are not allowed (found `{key}`)"),
+            ));
+        }
+        serde_json::from_value(value).map(Self).map_err(|error| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                error.to_string(),
+            )
+        })
+    }
+}
+
+fn dollar_key(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(key, inner)| {
+            if key.starts_with('$') {
+                Some(key.as_str())
+            } else {
+                dollar_key(inner)
+            }
+        }),
+        Value::Array(items) => items.iter().find_map(dollar_key),
+        _ => None,
+    }
+}
+
+/// Path parameters; a malformed id is a 404 (it can name no resource).
+#[derive(Debug, Clone, Copy)]
+pub struct AppPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// Where a request came from, for the metadata of the events it causes: the request id (set by
+/// the observability layer when the client sent none), the correlation id (`x-correlation-id`,
+/// else the request id) and the causation id (`x-causation-id`, optional).
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    pub request_id: String,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.chars().take(128).collect::<String>())
+                .filter(|value| !value.is_empty())
+        };
+        let request_id = header(REQUEST_ID_HEADER).unwrap_or_default();
+        Ok(Self {
+            correlation_id: header("x-correlation-id").unwrap_or_else(|| request_id.clone()),
+            causation_id: header("x-causation-id"),
+            request_id,
+        })
+    }
+}
+
+/// Optimistic concurrency: the version the client last saw, from `If-Match: "3"` (or `3`) or
+/// `?expected_version=3`. A stale one is refused with 409.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExpectedVersion(pub Option<u64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ExpectedVersion {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let from_header = parts
+            .headers
+            .get(axum::http::header::IF_MATCH)
+            .map(|value| {
+                value
+                    .to_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .trim_matches('"')
+                    .to_owned()
+            });
+        let from_query = parts.uri.query().and_then(|query| {
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| *key == "expected_version")
+                .map(|(_, value)| value.to_owned())
+        });
+        match from_header.or(from_query) {
+            None => Ok(Self(None)),
+            Some(raw) => raw.parse().map(|v| Self(Some(v))).map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    format!("expected version must be a non-negative integer, got {raw:?}"),
+                )
+            }),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`/docs`, assets vendored in the
+//! binary: it works offline).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{auth, projects, tasks, users};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "tasktrail command API",
+        description = "Commands (POST/PUT/PATCH/DELETE) of tasktrail. Every accepted command answers \
+            `{id, version}` and a `Location` on the query API; pass `version` as `min_version` to the \
+            query API to read your own write. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`. \
+            Optimistic concurrency: send `If-Match: \"<version>\"` (or `?expected_version=`); a stale one is 409."
+    ),
+    paths(
+        auth::register, auth::token, auth::logout,
+        users::create, users::change_profile, users::change_password, users::change_role, users::deactivate,
+        projects::create, projects::update, projects::add_member, projects::remove_member, projects::archive,
+        tasks::create_in_project, tasks::create, tasks::edit, tasks::change_status, tasks::assign,
+        tasks::set_due_date, tasks::delete_task,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Register, get a token, log out (aliases: /register, /login, /token, /logout)"),
+        (name = "users"), (name = "projects", description = "Projects, the seeds' goals (alias: /goals)"), (name = "tasks"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/docs` (Swagger UI) and `/openapi.json`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", ApiDoc::openapi())
+        .into()
+}

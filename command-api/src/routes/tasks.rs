@@ -1,0 +1,263 @@
+//! Task commands: `POST /projects/{id}/tasks` (alias `POST /goals/{id}/tasks`), `POST /tasks`,
+//! `PATCH /tasks/{id}`, `PUT /tasks/{id}/status` (alias `PUT /tasks/{id}`),
+//! `PUT /tasks/{id}/assignee`, `PUT /tasks/{id}/due-date`, `DELETE /tasks/{id}`.
+
+use auth::AuthUser;
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{post, put};
+use chrono::NaiveDate;
+use domain::{Description, TaskCommand, TaskStatus, TaskTitle};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppPath, ExpectedVersion, RequestIds};
+use crate::routes::projects::name_from;
+use crate::state::{AppState, metadata};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/projects/{id}/tasks", post(create_in_project))
+        .route("/goals/{id}/tasks", post(create_in_project))
+        .route("/tasks", post(create))
+        .route(
+            "/tasks/{id}",
+            put(change_status).patch(edit).delete(delete_task),
+        )
+        .route("/tasks/{id}/status", put(change_status))
+        .route("/tasks/{id}/assignee", put(assign))
+        .route("/tasks/{id}/due-date", put(set_due_date))
+}
+
+/// A new task. Seed A's clients send only `description`: the title is then its first line.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    /// 1–200 characters.
+    #[schema(example = "Write the README")]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Must be the project's owner or a member.
+    pub assignee_id: Option<Uuid>,
+    #[schema(value_type = Option<String>, format = Date, example = "2026-12-01")]
+    pub due_date: Option<NaiveDate>,
+}
+
+/// `POST /tasks` (seed C): the project is named in the body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskWithProjectRequest {
+    pub project_id: Uuid,
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    pub assignee_id: Option<Uuid>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub due_date: Option<NaiveDate>,
+}
+
+#[utoipa::path(post, path = "/projects/{id}/tasks", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "the project")), request_body = CreateTaskRequest,
+    responses((status = 201, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn create_in_project(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ids: RequestIds,
+    AppPath(project_id): AppPath<Uuid>,
+    AppJson(dto): AppJson<CreateTaskRequest>,
+) -> Result<Response, ApiError> {
+    create_task(&state, &user, ids, project_id, dto).await
+}
+
+#[utoipa::path(post, path = "/tasks", tag = "tasks", security(("bearer" = [])),
+    request_body = CreateTaskWithProjectRequest,
+    responses((status = 201, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 422)))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ids: RequestIds,
+    AppJson(dto): AppJson<CreateTaskWithProjectRequest>,
+) -> Result<Response, ApiError> {
+    let task = CreateTaskRequest {
+        title: dto.title,
+        description: dto.description,
+        assignee_id: dto.assignee_id,
+        due_date: dto.due_date,
+    };
+    create_task(&state, &user, ids, dto.project_id, task).await
+}
+
+async fn create_task(
+    state: &AppState,
+    user: &AuthUser,
+    ids: RequestIds,
+    project_id: Uuid,
+    dto: CreateTaskRequest,
+) -> Result<Response, ApiError> {
+    let title = dto.title.unwrap_or_else(|| name_from(&dto.description));
+    let task_id = Uuid::now_v7();
+    let command = TaskCommand::Create {
+        task_id,
+        actor: user.actor(),
+        project_id,
+        title: TaskTitle::parse(&title)?,
+        description: Description::parse(&dto.description)?,
+        assignee_id: dto.assignee_id,
+        due_date: dto.due_date,
+    };
+    let meta = metadata(ids, Some(user.claims.sub));
+    let committed = state
+        .tasks
+        .execute(&task_id.to_string(), command, meta, None)
+        .await?;
+    Ok(state.reply(true, task_id, &format!("/tasks/{task_id}"), &committed))
+}
+
+/// Only the fields present change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditTaskRequest {
+    pub title: Option<String>,
+    pub description: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "expected version")),
+    request_body = EditTaskRequest,
+    responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ids: RequestIds,
+    expected: ExpectedVersion,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(dto): AppJson<EditTaskRequest>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::Edit {
+        actor: user.actor(),
+        title: dto.title.as_deref().map(TaskTitle::parse).transpose()?,
+        description: dto
+            .description
+            .as_deref()
+            .map(Description::parse)
+            .transpose()?,
+    };
+    execute(&state, id, command, &user, ids, expected).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeStatusRequest {
+    /// `pending`, `in_progress`, `done` or `cancelled`.
+    #[schema(value_type = String, example = "in_progress")]
+    pub status: TaskStatus,
+}
+
+#[utoipa::path(put, path = "/tasks/{id}/status", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "expected version")),
+    request_body = ChangeStatusRequest,
+    responses(
+        (status = 200, body = crate::state::CommandReply),
+        (status = 409, description = "Transition not allowed, unchanged, or a concurrent change won"),
+    ))]
+pub async fn change_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ids: RequestIds,
+    expected: ExpectedVersion,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(dto): AppJson<ChangeStatusRequest>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::ChangeStatus {
+        actor: user.actor(),
+        status: dto.status,
+    };
+    execute(&state, id, command, &user, ids, expected).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// A member of the project, or `null` to unassign.
+    pub assignee_id: Option<Uuid>,
+}
+
+#[utoipa::path(put, path = "/tasks/{id}/assignee", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = AssignRequest,
+    responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 422, description = "Assignee is not a member")))]
+pub async fn assign(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ids: RequestIds,
+    expected: ExpectedVersion,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(dto): AppJson<AssignRequest>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::Assign {
+        actor: user.actor(),
+        assignee_id: dto.assignee_id,
+    };
+    execute(&state, id, command, &user, ids, expected).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DueDateRequest {
+    /// A date, or `null` to clear it.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub due_date: Option<NaiveDate>,
+}
+
+#[utoipa::path(put, path = "/tasks/{id}/due-date", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = DueDateRequest,
+    responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404)))]
+pub async fn set_due_date(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ids: RequestIds,
+    expected: ExpectedVersion,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(dto): AppJson<DueDateRequest>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::SetDueDate {
+        actor: user.actor(),
+        due_date: dto.due_date,
+    };
+    execute(&state, id, command, &user, ids, expected).await
+}
+
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "Deleted (a TaskDeleted event; the history stays)", body = crate::state::CommandReply), (status = 403), (status = 404)))]
+pub async fn delete_task(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ids: RequestIds,
+    expected: ExpectedVersion,
+    AppPath(id): AppPath<Uuid>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::Delete {
+        actor: user.actor(),
+    };
+    execute(&state, id, command, &user, ids, expected).await
+}
+
+async fn execute(
+    state: &AppState,
+    id: Uuid,
+    command: TaskCommand,
+    user: &AuthUser,
+    ids: RequestIds,
+    expected: ExpectedVersion,
+) -> Result<Response, ApiError> {
+    let meta = metadata(ids, Some(user.claims.sub));
+    let committed = state
+        .tasks
+        .execute(&id.to_string(), command, meta, expected.0)
+        .await?;
+    Ok(state.reply(false, id, &format!("/tasks/{id}"), &committed))
+}

@@ -1,0 +1,262 @@
+//! [`PgEventRepository`]: the cqrs-es `PersistedEventRepository` over the `events` table.
+//!
+//! Unlike postgres-es's repository it inserts the events of a commit with one statement, keeps
+//! the write-side registry in step in the same transaction, and wakes the relay with
+//! `pg_notify` when the transaction commits.
+
+use cqrs_es::Aggregate;
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use futures::StreamExt as _;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+use crate::error::{persistence_error, unexpected};
+use crate::registry;
+
+/// The channel `persist` notifies (with an empty payload) when it commits events; the relay
+/// listens on it instead of polling in a tight loop.
+pub const NOTIFY_CHANNEL: &str = "tasktrail_events";
+
+const DEFAULT_STREAM_CHANNEL_SIZE: usize = 200;
+
+/// All events of a commit in one statement. `global_position`, `transaction_id`, `event_id` and
+/// `recorded_at` are filled by their column defaults.
+const INSERT_EVENTS: &str = "
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::json, metadata::json
+  FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+    AS e (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)";
+
+const SELECT_EVENTS: &str = "
+SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2
+ ORDER BY sequence";
+
+const SELECT_EVENTS_AFTER: &str = "
+SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata
+  FROM events
+ WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+ ORDER BY sequence";
+
+const SELECT_ALL_EVENTS: &str = "
+SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata
+  FROM events
+ WHERE aggregate_type = $1
+ ORDER BY global_position";
+
+/// An `events` row as cqrs-es reads it.
+type EventRow = (String, String, i64, String, String, Value, Value);
+
+/// The event repository of tasktrail, over the `events` table of migration 0001.
+///
+/// - `persist` writes all events of a commit with one multi-row `INSERT` and, in the same
+///   transaction, updates the write-side registry (`user_registry`, `project_registry`,
+///   `project_members`) and runs `pg_notify('tasktrail_events', '')`.
+/// - A duplicate `(aggregate_type, aggregate_id, sequence)` is `OptimisticLockError`; a duplicate
+///   username / e-mail is `UnknownError(UniqueViolation)`; an unreachable database or a pool
+///   timeout is `ConnectionError`.
+/// - **Snapshots are not supported**: `get_snapshot` answers `Ok(None)` and `persist` refuses a
+///   snapshot update. Use it with `PersistedEventStore::new_event_store` (as
+///   [`crate::CommandBus`] does); our aggregates have few events.
+/// - `stream_all_events` streams an aggregate type's events in `global_position` order. That is
+///   fine for a replay of committed history, not for following new events (positions commit
+///   out of order; the relay reads by transaction id).
+#[derive(Debug, Clone)]
+pub struct PgEventRepository {
+    pool: PgPool,
+    stream_channel_size: usize,
+}
+
+impl PgEventRepository {
+    /// A repository over `pool`.
+    #[must_use]
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            stream_channel_size: DEFAULT_STREAM_CHANNEL_SIZE,
+        }
+    }
+
+    /// Buffers up to `size` events in the streams of `stream_events` / `stream_all_events`
+    /// (default 200).
+    #[must_use]
+    pub fn with_stream_channel_size(self, size: usize) -> Self {
+        Self {
+            stream_channel_size: size.max(1),
+            ..self
+        }
+    }
+
+    /// The pool this repository writes to.
+    #[must_use]
+    pub const fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn select(
+        &self,
+        query: &'static str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after_sequence: Option<i64>,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let mut query = sqlx::query_as::<_, EventRow>(query)
+            .bind(aggregate_type)
+            .bind(aggregate_id);
+        if let Some(sequence) = after_sequence {
+            query = query.bind(sequence);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(persistence_error)?;
+        rows.into_iter().map(serialized_event).collect()
+    }
+
+    /// Streams the rows of `query` (bound to `binds`) through a [`ReplayStream`]; a database
+    /// error is the stream's last item.
+    fn stream(&self, query: &'static str, binds: Vec<String>) -> ReplayStream {
+        let (mut feed, stream) = ReplayStream::new(self.stream_channel_size);
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut query = sqlx::query_as::<_, EventRow>(query);
+            for bind in binds {
+                query = query.bind(bind);
+            }
+            let mut rows = query.fetch(&pool);
+            while let Some(row) = rows.next().await {
+                let item = row.map_err(persistence_error).and_then(serialized_event);
+                let failed = item.is_err();
+                // A closed feed means the reader went away: stop quietly.
+                if feed.push(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        stream
+    }
+}
+
+impl PersistedEventRepository for PgEventRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.select(SELECT_EVENTS, A::TYPE, aggregate_id, None)
+            .await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        let after = i64::try_from(last_sequence)
+            .map_err(|_| unexpected(format!("sequence {last_sequence} is out of range")))?;
+        self.select(SELECT_EVENTS_AFTER, A::TYPE, aggregate_id, Some(after))
+            .await
+    }
+
+    /// Always `Ok(None)`: snapshots are not supported (see the type's documentation).
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        _aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        Ok(None)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        if snapshot_update.is_some() {
+            return Err(unexpected(
+                "PgEventRepository does not store snapshots; use PersistedEventStore::new_event_store",
+            ));
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.pool.begin().await.map_err(persistence_error)?;
+        insert_events(&mut transaction, events).await?;
+        registry::update::apply(&mut transaction, events).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *transaction)
+            .await
+            .map_err(persistence_error)?;
+        transaction.commit().await.map_err(persistence_error)
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        Ok(self.stream(
+            SELECT_EVENTS,
+            vec![A::TYPE.to_owned(), aggregate_id.to_owned()],
+        ))
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        Ok(self.stream(SELECT_ALL_EVENTS, vec![A::TYPE.to_owned()]))
+    }
+}
+
+/// Inserts the events with one `INSERT … SELECT … FROM UNNEST(…)`.
+async fn insert_events(
+    connection: &mut PgConnection,
+    events: &[SerializedEvent],
+) -> Result<(), PersistenceError> {
+    let mut aggregate_types = Vec::with_capacity(events.len());
+    let mut aggregate_ids = Vec::with_capacity(events.len());
+    let mut sequences = Vec::with_capacity(events.len());
+    let mut event_types = Vec::with_capacity(events.len());
+    let mut event_versions = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    let mut metadata = Vec::with_capacity(events.len());
+    for event in events {
+        aggregate_types.push(event.aggregate_type.as_str());
+        aggregate_ids.push(event.aggregate_id.as_str());
+        sequences.push(
+            i64::try_from(event.sequence)
+                .map_err(|_| unexpected(format!("sequence {} is out of range", event.sequence)))?,
+        );
+        event_types.push(event.event_type.as_str());
+        event_versions.push(event.event_version.as_str());
+        payloads.push(serde_json::to_string(&event.payload)?);
+        metadata.push(serde_json::to_string(&event.metadata)?);
+    }
+    sqlx::query(INSERT_EVENTS)
+        .bind(aggregate_types)
+        .bind(aggregate_ids)
+        .bind(sequences)
+        .bind(event_types)
+        .bind(event_versions)
+        .bind(payloads)
+        .bind(metadata)
+        .execute(connection)
+        .await
+        .map_err(persistence_error)?;
+    Ok(())
+}
+
+fn serialized_event(row: EventRow) -> Result<SerializedEvent, PersistenceError> {
+    let (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) =
+        row;
+    let sequence = usize::try_from(sequence)
+        .map_err(|_| unexpected(format!("stored sequence {sequence} is negative")))?;
+    Ok(SerializedEvent::new(
+        aggregate_id,
+        sequence,
+        aggregate_type,
+        event_type,
+        event_version,
+        payload,
+        metadata,
+    ))
+}
