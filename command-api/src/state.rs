@@ -2,18 +2,21 @@
 
 use std::sync::Arc;
 
-use auth::{Authenticator, Revocations, Tokens};
+use auth::{AuthUser, Authenticator, Revocations, Tokens};
 use axum::Json;
-use axum::extract::FromRef;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use domain::{Project, Task, User};
+use cqrs_es::Aggregate;
+use domain::{Actor, DomainError, Project, Task, User};
 use event_store::{CommandBus, Committed, Metadata, Registry};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::extract::RequestIds;
+use crate::error::ApiError;
+use crate::extract::{ExpectedVersion, RequestIds};
 
 /// The command API's state: one command bus per aggregate, the write-side registry and auth.
 #[derive(Clone)]
@@ -43,6 +46,45 @@ impl FromRef<AppState> for Authenticator {
     }
 }
 
+/// Who sends a command and in which request: the verified token, the request ids for the
+/// event metadata, and the version the client expects (if it said).
+#[derive(Debug)]
+pub struct Caller {
+    pub user: AuthUser,
+    pub ids: RequestIds,
+    pub expected: ExpectedVersion,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        self.user.actor()
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ids = RequestIds::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let expected = ExpectedVersion::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            user,
+            ids,
+            expected,
+        })
+    }
+}
+
 /// The event metadata of a request: who, and which request / correlation / causation.
 pub fn metadata(ids: RequestIds, user_id: Option<Uuid>) -> Metadata {
     Metadata {
@@ -62,6 +104,61 @@ pub struct CommandReply {
 }
 
 impl AppState {
+    /// Runs `command` on the aggregate `id` of `/{resource}/{id}` for `caller`, and replies
+    /// 200 with `{id, version}` (see [`AppState::reply`]).
+    pub async fn execute<A>(
+        &self,
+        bus: &CommandBus<A>,
+        id: Uuid,
+        command: A::Command,
+        caller: Caller,
+        resource: &str,
+    ) -> Result<Response, ApiError>
+    where
+        A: Aggregate,
+        A::Error: DomainError,
+    {
+        let created = false;
+        self.run(bus, id, command, caller, resource, created).await
+    }
+
+    /// Like [`AppState::execute`] for a command that creates the aggregate: 201.
+    pub async fn create<A>(
+        &self,
+        bus: &CommandBus<A>,
+        id: Uuid,
+        command: A::Command,
+        caller: Caller,
+        resource: &str,
+    ) -> Result<Response, ApiError>
+    where
+        A: Aggregate,
+        A::Error: DomainError,
+    {
+        let created = true;
+        self.run(bus, id, command, caller, resource, created).await
+    }
+
+    async fn run<A>(
+        &self,
+        bus: &CommandBus<A>,
+        id: Uuid,
+        command: A::Command,
+        caller: Caller,
+        resource: &str,
+        created: bool,
+    ) -> Result<Response, ApiError>
+    where
+        A: Aggregate,
+        A::Error: DomainError,
+    {
+        let meta = metadata(caller.ids, Some(caller.user.claims.sub));
+        let committed = bus
+            .execute(&id.to_string(), command, meta, caller.expected.0)
+            .await?;
+        Ok(self.reply(created, id, &format!("/{resource}/{id}"), &committed))
+    }
+
     /// 201 (`created`) or 200, the [`CommandReply`] body, `Location: <query api>/<path>` and
     /// `ETag: "<version>"`.
     pub fn reply(&self, created: bool, id: Uuid, path: &str, committed: &Committed) -> Response {

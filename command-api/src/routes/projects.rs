@@ -2,7 +2,6 @@
 //! `PATCH /projects/{id}`, `POST /projects/{id}/members`, `DELETE /projects/{id}/members/{user_id}`,
 //! `POST /projects/{id}/archive`.
 
-use auth::AuthUser;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
@@ -14,8 +13,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{AppJson, AppPath, ExpectedVersion, RequestIds};
-use crate::state::{AppState, metadata};
+use crate::extract::{AppJson, AppPath};
+use crate::state::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,30 +57,21 @@ pub(crate) fn name_from(description: &str) -> String {
     responses((status = 201, body = crate::state::CommandReply), (status = 422)))]
 pub async fn create(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
+    caller: Caller,
     AppJson(dto): AppJson<CreateProjectRequest>,
 ) -> Result<Response, ApiError> {
     let name = dto.name.unwrap_or_else(|| name_from(&dto.description));
     let project_id = Uuid::now_v7();
     let command = ProjectCommand::Create {
         project_id,
-        actor: user.actor(),
+        actor: caller.actor(),
         name: ProjectName::parse(&name)?,
         description: Description::parse(&dto.description)?,
         deadline: dto.deadline,
     };
-    let meta = metadata(ids, Some(user.claims.sub));
-    let committed = state
-        .projects
-        .execute(&project_id.to_string(), command, meta, None)
-        .await?;
-    Ok(state.reply(
-        true,
-        project_id,
-        &format!("/projects/{project_id}"),
-        &committed,
-    ))
+    state
+        .create(&state.projects, project_id, command, caller, "projects")
+        .await
 }
 
 /// Only the fields present change; `"deadline": null` clears the deadline.
@@ -101,14 +91,12 @@ pub struct UpdateProjectRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
 pub async fn update(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<UpdateProjectRequest>,
 ) -> Result<Response, ApiError> {
     let command = ProjectCommand::Update {
-        actor: user.actor(),
+        actor: caller.actor(),
         name: dto.name.as_deref().map(ProjectName::parse).transpose()?,
         description: dto
             .description
@@ -117,7 +105,9 @@ pub async fn update(
             .transpose()?,
         deadline: dto.deadline,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.projects, id, command, caller, "projects")
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -131,17 +121,17 @@ pub struct AddMemberRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
 pub async fn add_member(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<AddMemberRequest>,
 ) -> Result<Response, ApiError> {
     let command = ProjectCommand::AddMember {
-        actor: user.actor(),
+        actor: caller.actor(),
         user_id: dto.user_id,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.projects, id, command, caller, "projects")
+        .await
 }
 
 #[utoipa::path(delete, path = "/projects/{id}/members/{user_id}", tag = "projects", security(("bearer" = [])),
@@ -149,16 +139,16 @@ pub async fn add_member(
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
 pub async fn remove_member(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath((id, user_id)): AppPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
     let command = ProjectCommand::RemoveMember {
-        actor: user.actor(),
+        actor: caller.actor(),
         user_id,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.projects, id, command, caller, "projects")
+        .await
 }
 
 #[utoipa::path(post, path = "/projects/{id}/archive", tag = "projects", security(("bearer" = [])),
@@ -166,29 +156,13 @@ pub async fn remove_member(
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
 pub async fn archive(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
     let command = ProjectCommand::Archive {
-        actor: user.actor(),
+        actor: caller.actor(),
     };
-    execute(&state, id, command, &user, ids, expected).await
-}
-
-async fn execute(
-    state: &AppState,
-    id: Uuid,
-    command: ProjectCommand,
-    user: &AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
-) -> Result<Response, ApiError> {
-    let meta = metadata(ids, Some(user.claims.sub));
-    let committed = state
-        .projects
-        .execute(&id.to_string(), command, meta, expected.0)
-        .await?;
-    Ok(state.reply(false, id, &format!("/projects/{id}"), &committed))
+    state
+        .execute(&state.projects, id, command, caller, "projects")
+        .await
 }

@@ -2,7 +2,6 @@
 //! `PATCH /tasks/{id}`, `PUT /tasks/{id}/status` (alias `PUT /tasks/{id}`),
 //! `PUT /tasks/{id}/assignee`, `PUT /tasks/{id}/due-date`, `DELETE /tasks/{id}`.
 
-use auth::AuthUser;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
@@ -14,9 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{AppJson, AppPath, ExpectedVersion, RequestIds};
+use crate::extract::{AppJson, AppPath};
 use crate::routes::projects::name_from;
-use crate::state::{AppState, metadata};
+use crate::state::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -65,12 +64,11 @@ pub struct CreateTaskWithProjectRequest {
     responses((status = 201, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn create_in_project(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
+    caller: Caller,
     AppPath(project_id): AppPath<Uuid>,
     AppJson(dto): AppJson<CreateTaskRequest>,
 ) -> Result<Response, ApiError> {
-    create_task(&state, &user, ids, project_id, dto).await
+    create_task(&state, caller, project_id, dto).await
 }
 
 #[utoipa::path(post, path = "/tasks", tag = "tasks", security(("bearer" = [])),
@@ -78,8 +76,7 @@ pub async fn create_in_project(
     responses((status = 201, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 422)))]
 pub async fn create(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
+    caller: Caller,
     AppJson(dto): AppJson<CreateTaskWithProjectRequest>,
 ) -> Result<Response, ApiError> {
     let task = CreateTaskRequest {
@@ -88,13 +85,12 @@ pub async fn create(
         assignee_id: dto.assignee_id,
         due_date: dto.due_date,
     };
-    create_task(&state, &user, ids, dto.project_id, task).await
+    create_task(&state, caller, dto.project_id, task).await
 }
 
 async fn create_task(
     state: &AppState,
-    user: &AuthUser,
-    ids: RequestIds,
+    caller: Caller,
     project_id: Uuid,
     dto: CreateTaskRequest,
 ) -> Result<Response, ApiError> {
@@ -102,19 +98,16 @@ async fn create_task(
     let task_id = Uuid::now_v7();
     let command = TaskCommand::Create {
         task_id,
-        actor: user.actor(),
+        actor: caller.actor(),
         project_id,
         title: TaskTitle::parse(&title)?,
         description: Description::parse(&dto.description)?,
         assignee_id: dto.assignee_id,
         due_date: dto.due_date,
     };
-    let meta = metadata(ids, Some(user.claims.sub));
-    let committed = state
-        .tasks
-        .execute(&task_id.to_string(), command, meta, None)
-        .await?;
-    Ok(state.reply(true, task_id, &format!("/tasks/{task_id}"), &committed))
+    state
+        .create(&state.tasks, task_id, command, caller, "tasks")
+        .await
 }
 
 /// Only the fields present change.
@@ -131,14 +124,12 @@ pub struct EditTaskRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
 pub async fn edit(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<EditTaskRequest>,
 ) -> Result<Response, ApiError> {
     let command = TaskCommand::Edit {
-        actor: user.actor(),
+        actor: caller.actor(),
         title: dto.title.as_deref().map(TaskTitle::parse).transpose()?,
         description: dto
             .description
@@ -146,7 +137,9 @@ pub async fn edit(
             .map(Description::parse)
             .transpose()?,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.tasks, id, command, caller, "tasks")
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -166,17 +159,17 @@ pub struct ChangeStatusRequest {
     ))]
 pub async fn change_status(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<ChangeStatusRequest>,
 ) -> Result<Response, ApiError> {
     let command = TaskCommand::ChangeStatus {
-        actor: user.actor(),
+        actor: caller.actor(),
         status: dto.status,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.tasks, id, command, caller, "tasks")
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -191,17 +184,17 @@ pub struct AssignRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 422, description = "Assignee is not a member")))]
 pub async fn assign(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<AssignRequest>,
 ) -> Result<Response, ApiError> {
     let command = TaskCommand::Assign {
-        actor: user.actor(),
+        actor: caller.actor(),
         assignee_id: dto.assignee_id,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.tasks, id, command, caller, "tasks")
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -217,17 +210,17 @@ pub struct DueDateRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404)))]
 pub async fn set_due_date(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<DueDateRequest>,
 ) -> Result<Response, ApiError> {
     let command = TaskCommand::SetDueDate {
-        actor: user.actor(),
+        actor: caller.actor(),
         due_date: dto.due_date,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.tasks, id, command, caller, "tasks")
+        .await
 }
 
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
@@ -235,29 +228,13 @@ pub async fn set_due_date(
     responses((status = 200, description = "Deleted (a TaskDeleted event; the history stays)", body = crate::state::CommandReply), (status = 403), (status = 404)))]
 pub async fn delete_task(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
     let command = TaskCommand::Delete {
-        actor: user.actor(),
+        actor: caller.actor(),
     };
-    execute(&state, id, command, &user, ids, expected).await
-}
-
-async fn execute(
-    state: &AppState,
-    id: Uuid,
-    command: TaskCommand,
-    user: &AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
-) -> Result<Response, ApiError> {
-    let meta = metadata(ids, Some(user.claims.sub));
-    let committed = state
-        .tasks
-        .execute(&id.to_string(), command, meta, expected.0)
-        .await?;
-    Ok(state.reply(false, id, &format!("/tasks/{id}"), &committed))
+    state
+        .execute(&state.tasks, id, command, caller, "tasks")
+        .await
 }

@@ -1,7 +1,6 @@
 //! User commands: `POST /users` (admins create users), `PATCH /users/{id}` (profile),
 //! `PUT /users/{id}/password`, `PUT /users/{id}/role` (admins), `DELETE /users/{id}` (deactivate).
 
-use auth::AuthUser;
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
@@ -12,9 +11,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{AppJson, AppPath, ExpectedVersion, RequestIds};
+use crate::extract::{AppJson, AppPath};
 use crate::routes::auth::{NewUser, RegisterRequest, register_user};
-use crate::state::{AppState, metadata};
+use crate::state::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -49,8 +48,7 @@ pub struct CreateUserRequest {
     ))]
 pub async fn create(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
+    caller: Caller,
     AppJson(dto): AppJson<CreateUserRequest>,
 ) -> Result<Response, ApiError> {
     let new_user = NewUser::try_from(RegisterRequest {
@@ -65,8 +63,8 @@ pub async fn create(
         &state,
         new_user,
         dto.role.unwrap_or_default(),
-        Some(user.actor()),
-        ids,
+        Some(caller.actor()),
+        caller.ids,
     )
     .await
 }
@@ -89,14 +87,12 @@ pub struct ChangeProfileRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
 pub async fn change_profile(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<ChangeProfileRequest>,
 ) -> Result<Response, ApiError> {
     let command = UserCommand::ChangeProfile {
-        actor: user.actor(),
+        actor: caller.actor(),
         email: dto.email.as_deref().map(Email::parse).transpose()?,
         first_name: dto
             .first_name
@@ -113,7 +109,9 @@ pub async fn change_profile(
             .map(|age| age.map(Age::parse).transpose())
             .transpose()?,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.users, id, command, caller, "users")
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -128,9 +126,7 @@ pub struct ChangePasswordRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404)))]
 pub async fn change_password(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<ChangePasswordRequest>,
 ) -> Result<Response, ApiError> {
@@ -139,10 +135,12 @@ pub async fn change_password(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let command = UserCommand::ChangePassword {
-        actor: user.actor(),
+        actor: caller.actor(),
         password_hash,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.users, id, command, caller, "users")
+        .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -158,17 +156,17 @@ pub struct ChangeRoleRequest {
     responses((status = 200, body = crate::state::CommandReply), (status = 403, description = "Admins only"), (status = 404)))]
 pub async fn change_role(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<ChangeRoleRequest>,
 ) -> Result<Response, ApiError> {
     let command = UserCommand::ChangeRole {
-        actor: user.actor(),
+        actor: caller.actor(),
         role: dto.role,
     };
-    execute(&state, id, command, &user, ids, expected).await
+    state
+        .execute(&state.users, id, command, caller, "users")
+        .await
 }
 
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])),
@@ -176,29 +174,13 @@ pub async fn change_role(
     responses((status = 200, description = "Deactivated", body = crate::state::CommandReply), (status = 403), (status = 404), (status = 409)))]
 pub async fn deactivate(
     State(state): State<AppState>,
-    user: AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
+    caller: Caller,
     AppPath(id): AppPath<Uuid>,
 ) -> Result<Response, ApiError> {
     let command = UserCommand::Deactivate {
-        actor: user.actor(),
+        actor: caller.actor(),
     };
-    execute(&state, id, command, &user, ids, expected).await
-}
-
-async fn execute(
-    state: &AppState,
-    id: Uuid,
-    command: UserCommand,
-    user: &AuthUser,
-    ids: RequestIds,
-    expected: ExpectedVersion,
-) -> Result<Response, ApiError> {
-    let meta = metadata(ids, Some(user.claims.sub));
-    let committed = state
-        .users
-        .execute(&id.to_string(), command, meta, expected.0)
-        .await?;
-    Ok(state.reply(false, id, &format!("/users/{id}"), &committed))
+    state
+        .execute(&state.users, id, command, caller, "users")
+        .await
 }
