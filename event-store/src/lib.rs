@@ -11,11 +11,13 @@
 //! - [`CommandBus`]: load an aggregate, check the expected version, decide, commit; returns
 //!   the new version ([`Committed`]) or a [`CommandError`].
 //! - [`Metadata`]: who and which request, stored with every event.
+//! - [`relay::Relay`]: the gap-safe outbox relay from the `events` table to Kafka.
 
 mod command_bus;
 mod error;
 mod metadata;
 mod registry;
+pub mod relay;
 mod repository;
 
 use anyhow::Context as _;

@@ -6,6 +6,7 @@ mod concurrency;
 mod helpers;
 mod notify;
 mod registry;
+mod relay;
 mod repository;
 mod unavailable;
 mod uniqueness;

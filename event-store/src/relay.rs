@@ -1,0 +1,569 @@
+//! The gap-safe outbox relay: publishes every committed event of the `events` table to Kafka.
+//!
+//! - One active relay per cluster: [`Relay::run`] holds `pg_try_advisory_lock(`[`ADVISORY_LOCK_KEY`]`)`
+//!   on a dedicated connection; another instance retries every poll interval and takes over when
+//!   the holder's session ends (process or task gone, connection closed).
+//! - It reads only rows with `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`, in
+//!   `(transaction_id, global_position)` order, after the checkpoint pair, in batches; publishes each
+//!   as the JSON envelope of DESIGN.md to `<prefix>.<aggregate_type>`, key = aggregate id; waits for
+//!   Kafka to acknowledge the whole batch, and only then stores the batch's last pair in
+//!   `relay_checkpoint`. A publish error is retried with backoff: only the unacknowledged batch
+//!   can be sent twice (delivery is at-least-once).
+//! - It wakes on `LISTEN tasktrail_events` ([`NOTIFY_CHANNEL`]) or the poll interval, whichever
+//!   comes first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use serde::Serialize;
+use sqlx::postgres::{PgConnection, PgListener};
+use sqlx::{Connection as _, PgPool};
+use uuid::Uuid;
+
+use crate::{Metadata, NOTIFY_CHANNEL};
+
+/// The key of the PostgreSQL advisory lock that the active relay holds ("tasktrly" in ASCII).
+pub const ADVISORY_LOCK_KEY: i64 = 0x7461_736b_7472_6c79;
+
+/// The name of the relay's row in `relay_checkpoint`.
+pub const CHECKPOINT_NAME: &str = "kafka";
+
+/// The aggregate types whose topics the relay creates.
+pub const AGGREGATE_TYPES: [&str; 3] = ["user", "project", "task"];
+
+/// The longest pause between two attempts after an error.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long the producer tries to deliver a message before it reports an error.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Topics are `<topic_prefix>.<aggregate type>`.
+    pub topic_prefix: String,
+    /// Events read and published per batch.
+    pub batch_size: i64,
+    /// The polling fallback when no notification arrives (and the lock retry interval).
+    pub poll_interval: Duration,
+    /// Partitions of the topics the relay creates.
+    pub partitions: i32,
+    /// Replication factor of the topics the relay creates.
+    pub replication_factor: i32,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            topic_prefix: "tasktrail".to_owned(),
+            batch_size: 500,
+            poll_interval: Duration::from_secs(1),
+            partitions: 3,
+            replication_factor: 1,
+        }
+    }
+}
+
+/// What the relay did so far, for `/metrics` and `/readyz`; shared through [`Relay::status`].
+#[derive(Debug, Default)]
+pub struct RelayStatus {
+    active: AtomicBool,
+    last_transaction_id: AtomicU64,
+    last_global_position: AtomicI64,
+    reads: AtomicU64,
+    batches: AtomicU64,
+    events_published: AtomicU64,
+    publish_errors: AtomicU64,
+}
+
+impl RelayStatus {
+    /// Whether this instance holds the lock (is the active relay).
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// The `(transaction_id, global_position)` of the last event Kafka acknowledged (0, 0 before any).
+    #[must_use]
+    pub fn last_published(&self) -> (u64, i64) {
+        (
+            self.last_transaction_id.load(Ordering::Relaxed),
+            self.last_global_position.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Batches read from PostgreSQL (empty ones included): shows the relay is polling.
+    #[must_use]
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
+    /// Batches published (and checkpointed).
+    #[must_use]
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Events published (and checkpointed).
+    #[must_use]
+    pub fn events_published(&self) -> u64 {
+        self.events_published.load(Ordering::Relaxed)
+    }
+
+    /// Failed attempts to publish a batch (each is retried).
+    #[must_use]
+    pub fn publish_errors(&self) -> u64 {
+        self.publish_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// How far the relay is behind, from PostgreSQL positions (never Kafka watermarks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    /// Committed events after the checkpoint.
+    pub events: i64,
+    /// Age of the oldest of them (0 when there are none).
+    pub seconds: f64,
+}
+
+/// The relay's lag: committed events after its checkpoint and the age of the oldest.
+pub async fn lag(pool: &PgPool) -> anyhow::Result<Lag> {
+    let (events, seconds): (i64, f64) = sqlx::query_as(
+        "WITH checkpoint AS (
+             SELECT transaction_id, global_position FROM relay_checkpoint WHERE name = $1
+             UNION ALL SELECT '0'::xid8, 0
+             ORDER BY 1 DESC, 2 DESC LIMIT 1)
+         SELECT count(*),
+                COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at)), 0)::float8
+           FROM events e, checkpoint c
+          WHERE (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)",
+    )
+    .bind(CHECKPOINT_NAME)
+    .fetch_one(pool)
+    .await
+    .context("reading the relay lag")?;
+    Ok(Lag { events, seconds })
+}
+
+/// The stored checkpoint pair, if the relay published anything yet.
+pub async fn checkpoint(pool: &PgPool) -> anyhow::Result<Option<(u64, i64)>> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT transaction_id::text, global_position FROM relay_checkpoint WHERE name = $1",
+    )
+    .bind(CHECKPOINT_NAME)
+    .fetch_optional(pool)
+    .await
+    .context("reading the relay checkpoint")?;
+    row.map(|(xid, position)| Ok((parse_xid(&xid)?, position)))
+        .transpose()
+}
+
+fn parse_xid(xid: &str) -> anyhow::Result<u64> {
+    xid.parse()
+        .with_context(|| format!("transaction id {xid:?} is not a number"))
+}
+
+/// The envelope published to Kafka (DESIGN.md, "Event envelope on Kafka").
+#[derive(Debug, Serialize)]
+pub struct Envelope {
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub global_position: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub occurred_at: DateTime<Utc>,
+    pub metadata: Metadata,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct EventRow {
+    transaction_id: String,
+    global_position: i64,
+    event_id: Uuid,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: serde_json::Value,
+    metadata: serde_json::Value,
+    recorded_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    fn into_envelope(self) -> Envelope {
+        let map: HashMap<String, String> = match self.metadata {
+            serde_json::Value::Object(object) => object
+                .into_iter()
+                .filter_map(|(key, value)| match value {
+                    serde_json::Value::String(value) => Some((key, value)),
+                    _ => None,
+                })
+                .collect(),
+            _ => HashMap::new(),
+        };
+        Envelope {
+            event_id: self.event_id,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            global_position: self.global_position,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            occurred_at: self.recorded_at,
+            metadata: Metadata::from_map(&map),
+            payload: self.payload,
+        }
+    }
+}
+
+const READ_BATCH: &str = "
+SELECT transaction_id::text AS transaction_id, global_position, event_id, aggregate_type,
+       aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
+  FROM events
+ WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, global_position
+ LIMIT $3";
+
+const WRITE_CHECKPOINT: &str = "
+INSERT INTO relay_checkpoint (name, transaction_id, global_position, updated_at)
+VALUES ($1, $2::text::xid8, $3, now())
+ON CONFLICT (name) DO UPDATE
+   SET transaction_id = EXCLUDED.transaction_id,
+       global_position = EXCLUDED.global_position,
+       updated_at = EXCLUDED.updated_at";
+
+/// The outbox relay (see the module documentation).
+#[derive(Debug)]
+pub struct Relay {
+    pool: PgPool,
+    brokers: String,
+    settings: RelaySettings,
+    status: Arc<RelayStatus>,
+}
+
+impl Relay {
+    /// A relay reading from `pool` and publishing to the Kafka cluster at `brokers`.
+    #[must_use]
+    pub fn new(pool: PgPool, brokers: impl Into<String>, settings: RelaySettings) -> Self {
+        Self {
+            pool,
+            brokers: brokers.into(),
+            settings,
+            status: Arc::default(),
+        }
+    }
+
+    /// The relay's counters, updated while it runs.
+    #[must_use]
+    pub fn status(&self) -> Arc<RelayStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// Runs until `shutdown` completes. Errors (PostgreSQL or Kafka unreachable, lock connection
+    /// lost) are logged and retried with backoff; only a producer that cannot be configured is
+    /// returned. Stopping (or aborting the task) at any point loses nothing: the checkpoint only
+    /// moves after Kafka acknowledged.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set(
+                "message.timeout.ms",
+                MESSAGE_TIMEOUT.as_millis().to_string(),
+            )
+            .create()
+            .context("creating the relay's Kafka producer")?;
+        let result = tokio::select! {
+            () = shutdown => Ok(()),
+            result = self.run_forever(&producer) => result,
+        };
+        self.status.active.store(false, Ordering::Relaxed);
+        result
+    }
+
+    async fn run_forever(&self, producer: &FutureProducer) -> anyhow::Result<()> {
+        let mut failures = 0_u32;
+        loop {
+            let mut connection = self.lock().await;
+            self.status.active.store(true, Ordering::Relaxed);
+            tracing::info!("relay: this instance is the active relay");
+            let error = match self.relay_while_locked(&mut connection, producer).await {
+                Ok(never) => match never {},
+                Err(error) => error,
+            };
+            self.status.active.store(false, Ordering::Relaxed);
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "relay: stopped; starting again"
+            );
+            // Dropping the connection ends the session, which releases the lock.
+            drop(connection);
+            failures = failures.saturating_add(1);
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+
+    /// A dedicated connection holding the advisory lock; waits until it gets one.
+    async fn lock(&self) -> PgConnection {
+        let mut waiting_logged = false;
+        loop {
+            match self.try_lock().await {
+                Ok(Some(connection)) => return connection,
+                Ok(None) => {
+                    if !waiting_logged {
+                        tracing::info!("relay: another instance is active; waiting");
+                        waiting_logged = true;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), "relay: cannot take the lock");
+                }
+            }
+            tokio::time::sleep(self.settings.poll_interval).await;
+        }
+    }
+
+    async fn try_lock(&self) -> anyhow::Result<Option<PgConnection>> {
+        let mut connection = PgConnection::connect_with(&self.pool.connect_options())
+            .await
+            .context("connecting to PostgreSQL")?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(ADVISORY_LOCK_KEY)
+            .fetch_one(&mut connection)
+            .await
+            .context("pg_try_advisory_lock")?;
+        if locked {
+            Ok(Some(connection))
+        } else {
+            let _closed = connection.close().await;
+            Ok(None)
+        }
+    }
+
+    /// Publishes batch after batch while holding the lock; returns only on an error that needs
+    /// a new lock connection.
+    async fn relay_while_locked(
+        &self,
+        connection: &mut PgConnection,
+        producer: &FutureProducer,
+    ) -> anyhow::Result<std::convert::Infallible> {
+        self.create_topics_until_done().await;
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .context("connecting the LISTEN connection")?;
+        listener
+            .listen(NOTIFY_CHANNEL)
+            .await
+            .context("LISTEN tasktrail_events")?;
+
+        let (mut xid, mut position): (String, i64) = sqlx::query_as(
+            "SELECT transaction_id::text, global_position FROM relay_checkpoint WHERE name = $1",
+        )
+        .bind(CHECKPOINT_NAME)
+        .fetch_optional(&mut *connection)
+        .await
+        .context("reading the relay checkpoint")?
+        .unwrap_or_else(|| ("0".to_owned(), 0));
+
+        let mut publish_failures = 0_u32;
+        loop {
+            let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
+                .bind(&xid)
+                .bind(position)
+                .bind(self.settings.batch_size)
+                .fetch_all(&mut *connection)
+                .await
+                .context("reading a batch of events")?;
+            self.status.reads.fetch_add(1, Ordering::Relaxed);
+            let count = rows.len();
+            let Some((last_xid, last_position)) = rows
+                .last()
+                .map(|row| (row.transaction_id.clone(), row.global_position))
+            else {
+                self.wait_for_events(&mut listener).await;
+                continue;
+            };
+
+            if let Err(error) = self.publish(producer, rows).await {
+                self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+                publish_failures = publish_failures.saturating_add(1);
+                let pause = backoff(publish_failures);
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = pause.as_millis(),
+                    "relay: publishing a batch failed; retrying it"
+                );
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            publish_failures = 0;
+
+            self.status
+                .last_transaction_id
+                .store(parse_xid(&last_xid)?, Ordering::Relaxed);
+            self.status
+                .last_global_position
+                .store(last_position, Ordering::Relaxed);
+            self.status.batches.fetch_add(1, Ordering::Relaxed);
+            self.status
+                .events_published
+                .fetch_add(count as u64, Ordering::Relaxed);
+            sqlx::query(WRITE_CHECKPOINT)
+                .bind(CHECKPOINT_NAME)
+                .bind(&last_xid)
+                .bind(last_position)
+                .execute(&mut *connection)
+                .await
+                .context("storing the relay checkpoint")?;
+            tracing::debug!(events = count, last_position, "relay: batch published");
+            xid = last_xid;
+            position = last_position;
+
+            if i64::try_from(count).unwrap_or(i64::MAX) < self.settings.batch_size {
+                // Caught up: no need to read again before the next notification.
+                self.wait_for_events(&mut listener).await;
+            }
+        }
+    }
+
+    /// Waits for a notification or the poll interval, whichever comes first.
+    async fn wait_for_events(&self, listener: &mut PgListener) {
+        match tokio::time::timeout(self.settings.poll_interval, listener.recv()).await {
+            Ok(Ok(_notification)) => {
+                // Coalesce the notifications that are already buffered.
+                while listener.next_buffered().is_some() {}
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "relay: LISTEN connection failed; polling");
+                tokio::time::sleep(self.settings.poll_interval).await;
+            }
+            Err(_elapsed) => {}
+        }
+    }
+
+    /// Sends every event of the batch (in order) and waits until Kafka acknowledged all of them.
+    async fn publish(&self, producer: &FutureProducer, rows: Vec<EventRow>) -> anyhow::Result<()> {
+        let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let envelope = row.into_envelope();
+            let topic = format!("{}.{}", self.settings.topic_prefix, envelope.aggregate_type);
+            let value = serde_json::to_vec(&envelope).context("encoding an envelope")?;
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "event_type",
+                    value: Some(envelope.event_type.as_str()),
+                })
+                .insert(Header {
+                    key: "request_id",
+                    value: Some(envelope.metadata.request_id.as_str()),
+                });
+            let mut record = FutureRecord::to(&topic)
+                .key(envelope.aggregate_id.as_str())
+                .payload(&value)
+                .headers(headers);
+            loop {
+                match producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err((error, _record)) => {
+                        return Err(error).context("queueing an event for Kafka");
+                    }
+                }
+            }
+        }
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_delivered)) => {}
+                Ok(Err((error, _message))) => {
+                    return Err(error).context("Kafka did not acknowledge an event");
+                }
+                Err(_canceled) => anyhow::bail!("the Kafka producer dropped a delivery"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_topics_until_done(&self) {
+        let mut failures = 0_u32;
+        loop {
+            match self.create_topics().await {
+                Ok(()) => return,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let pause = backoff(failures);
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        retry_in_ms = pause.as_millis(),
+                        "relay: cannot create the topics"
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// Creates `<prefix>.user|project|task` if missing.
+    async fn create_topics(&self) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .context("creating the Kafka admin client")?;
+        let names: Vec<String> = AGGREGATE_TYPES
+            .iter()
+            .map(|aggregate_type| format!("{}.{aggregate_type}", self.settings.topic_prefix))
+            .collect();
+        let topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication_factor),
+                )
+            })
+            .collect();
+        let results = admin
+            .create_topics(
+                &topics,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .context("creating the Kafka topics")?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 100 ms, 200 ms, 400 ms, … capped at [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(6);
+    Duration::from_millis(100 * (1_u64 << exponent)).min(MAX_BACKOFF)
+}

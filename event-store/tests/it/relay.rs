@@ -1,0 +1,479 @@
+//! The outbox relay against the real PostgreSQL and Kafka (Tansu): gap safety, publishing and
+//! checkpointing, one active relay per database, resuming after a restart.
+//!
+//! Each test has its own database, topic prefix and consumer group. Tansu's high watermarks are
+//! not trusted: the tests count what a consumer group reads from the earliest offset.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_store::relay::{self, Relay, RelaySettings, RelayStatus};
+use futures::StreamExt as _;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::Headers as _;
+use rdkafka::{ClientConfig, Message as _};
+use sqlx::{Connection as _, PgConnection, PgPool};
+use test_support::{EVENTUALLY, TestDatabase, drop_within, eventually, servers, unique_name};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+const POLL: Duration = Duration::from_millis(200);
+
+fn settings(prefix: &str, partitions: i32) -> RelaySettings {
+    RelaySettings {
+        topic_prefix: prefix.to_owned(),
+        batch_size: 50,
+        poll_interval: POLL,
+        partitions,
+        replication_factor: 1,
+    }
+}
+
+/// A relay running in the background until `stop` is sent (or the task is aborted).
+struct Running {
+    status: Arc<RelayStatus>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+fn start(pool: &PgPool, settings: RelaySettings) -> Running {
+    let relay = Relay::new(pool.clone(), servers().kafka.brokers.clone(), settings);
+    let status = relay.status();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(relay.run(async move {
+        let _ignored = stopped.await;
+    }));
+    Running { status, stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ignored = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the relay stops within 30 s")
+            .expect("the relay task did not panic")
+            .expect("the relay stopped cleanly");
+    }
+}
+
+/// Inserts one event the way postgres-es does (defaults fill position, xid, id, time).
+async fn insert(
+    executor: impl sqlx::PgExecutor<'_>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+) {
+    let metadata = serde_json::json!({
+        "user_id": Uuid::nil().to_string(),
+        "request_id": format!("req-{aggregate_id}-{sequence}"),
+        "correlation_id": "corr",
+    });
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ($1, $2, $3, 'Something', '1.0', $4, $5)",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(sequence)
+    .bind(serde_json::json!({ "n": sequence }))
+    .bind(metadata)
+    .execute(executor)
+    .await
+    .expect("insert an event");
+}
+
+/// Inserts `count` events per aggregate, in one transaction per sequence number.
+async fn insert_many(pool: &PgPool, aggregates: &[(&str, String)], from: i64, count: i64) {
+    for sequence in from..from + count {
+        let mut transaction = pool.begin().await.expect("begin");
+        for (aggregate_type, aggregate_id) in aggregates {
+            insert(&mut *transaction, aggregate_type, aggregate_id, sequence).await;
+        }
+        transaction.commit().await.expect("commit");
+    }
+}
+
+async fn wait_caught_up(pool: &PgPool) {
+    eventually(EVENTUALLY, "the relay to catch up", || async {
+        let lag = relay::lag(pool).await.expect("lag");
+        (lag.events == 0).then_some(())
+    })
+    .await;
+}
+
+/// The last `(transaction_id, global_position)` pair of the events table.
+async fn last_pair(pool: &PgPool) -> (u64, i64) {
+    let (xid, position): (String, i64) = sqlx::query_as(
+        "SELECT transaction_id::text, global_position FROM events
+          ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("last pair");
+    (xid.parse().expect("xid is a number"), position)
+}
+
+#[derive(Debug, Clone)]
+struct Received {
+    topic: String,
+    partition: i32,
+    key: String,
+    headers: HashMap<String, String>,
+    envelope: serde_json::Value,
+}
+
+impl Received {
+    fn event_id(&self) -> String {
+        self.envelope["event_id"]
+            .as_str()
+            .expect("event_id")
+            .to_owned()
+    }
+
+    fn aggregate_id(&self) -> String {
+        self.envelope["aggregate_id"]
+            .as_str()
+            .expect("aggregate_id")
+            .to_owned()
+    }
+
+    fn sequence(&self) -> i64 {
+        self.envelope["sequence"].as_i64().expect("sequence")
+    }
+}
+
+/// Reads the relay's topics from the earliest offset with a fresh consumer group until at least
+/// `expected` messages arrived, then `settle` longer (to see duplicates), and returns them in
+/// the order they were consumed.
+async fn consume(prefix: &str, expected: usize, settle: Duration) -> Vec<Received> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &servers().kafka.brokers)
+        .set("group.id", unique_name("relay_test"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        // The dev broker holds a group's first join for about the session timeout: a short one
+        // makes the join take ~5 s instead of ~23 s.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    let topics: Vec<String> = relay::AGGREGATE_TYPES
+        .iter()
+        .map(|aggregate_type| format!("{prefix}.{aggregate_type}"))
+        .collect();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs).expect("subscribe");
+
+    let mut received = Vec::new();
+    {
+        let mut stream = consumer.stream();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut settle_until: Option<tokio::time::Instant> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            let until = settle_until.unwrap_or(deadline);
+            if now >= until {
+                break;
+            }
+            match tokio::time::timeout(until - now, stream.next()).await {
+                Err(_elapsed) => break,
+                Ok(None) => panic!("the consumer stream ended"),
+                Ok(Some(Err(error))) => panic!("consuming: {error}"),
+                Ok(Some(Ok(message))) => {
+                    let mut headers = HashMap::new();
+                    if let Some(all) = message.headers() {
+                        for header in all.iter() {
+                            let value = header
+                                .value
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default();
+                            headers.insert(header.key.to_owned(), value);
+                        }
+                    }
+                    let envelope: serde_json::Value =
+                        serde_json::from_slice(message.payload().expect("payload"))
+                            .expect("the value is JSON");
+                    received.push(Received {
+                        topic: message.topic().to_owned(),
+                        partition: message.partition(),
+                        key: String::from_utf8_lossy(message.key().expect("key")).into_owned(),
+                        headers,
+                        envelope,
+                    });
+                    if received.len() >= expected && settle_until.is_none() {
+                        settle_until = Some(tokio::time::Instant::now() + settle);
+                    }
+                }
+            }
+        }
+    }
+    drop_within(consumer, Duration::from_secs(5));
+    received
+}
+
+fn assert_no_duplicates(received: &[Received]) {
+    let mut seen = HashSet::new();
+    for message in received {
+        assert!(
+            seen.insert(message.event_id()),
+            "event {} was published twice",
+            message.envelope
+        );
+    }
+}
+
+/// Per aggregate, the sequences in the order consumed.
+fn sequences_by_aggregate(received: &[Received]) -> HashMap<String, Vec<i64>> {
+    let mut by_aggregate: HashMap<String, Vec<i64>> = HashMap::new();
+    for message in received {
+        by_aggregate
+            .entry(message.aggregate_id())
+            .or_default()
+            .push(message.sequence());
+    }
+    by_aggregate
+}
+
+#[tokio::test]
+async fn an_open_transaction_holds_back_later_ones_and_both_arrive_once_in_order() {
+    let db = TestDatabase::new().await;
+    let prefix = unique_name("relay_gap");
+
+    // A takes the lower position (and the lower xid) and stays open; B commits first.
+    let mut a_connection = PgConnection::connect_with(&db.pool.connect_options())
+        .await
+        .expect("connect A");
+    let mut a = a_connection.begin().await.expect("begin A");
+    insert(&mut *a, "task", "aggregate-a", 1).await;
+    let mut b = db.pool.begin().await.expect("begin B");
+    insert(&mut *b, "task", "aggregate-b", 1).await;
+    b.commit().await.expect("commit B");
+
+    let running = start(&db.pool, settings(&prefix, 1));
+    let status = Arc::clone(&running.status);
+    eventually(EVENTUALLY, "the relay to read several times", || async {
+        (status.reads() >= 5).then_some(())
+    })
+    .await;
+    assert_eq!(
+        status.events_published(),
+        0,
+        "nothing is published while an older transaction is open"
+    );
+    assert_eq!(relay::checkpoint(&db.pool).await.expect("checkpoint"), None);
+
+    a.commit().await.expect("commit A");
+    wait_caught_up(&db.pool).await;
+    assert_eq!(status.events_published(), 2);
+
+    let received = consume(&prefix, 2, Duration::from_secs(3)).await;
+    let order: Vec<String> = received.iter().map(Received::aggregate_id).collect();
+    assert_eq!(
+        order,
+        ["aggregate-a", "aggregate-b"],
+        "both once, in (transaction_id, position) order"
+    );
+    let positions: Vec<i64> = received
+        .iter()
+        .map(|m| m.envelope["global_position"].as_i64().expect("position"))
+        .collect();
+    assert!(
+        positions[0] < positions[1],
+        "A had the lower position: {positions:?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn publishes_every_event_in_aggregate_order_and_checkpoints_the_last_pair() {
+    let db = TestDatabase::new().await;
+    let prefix = unique_name("relay_publish");
+    let aggregates: Vec<(&str, String)> = [
+        ("user", "u-1"),
+        ("project", "p-1"),
+        ("project", "p-2"),
+        ("task", "t-1"),
+        ("task", "t-2"),
+        ("task", "t-3"),
+        ("task", "t-4"),
+        ("task", "t-5"),
+    ]
+    .iter()
+    .map(|(aggregate_type, id)| (*aggregate_type, (*id).to_owned()))
+    .collect();
+    insert_many(&db.pool, &aggregates, 1, 25).await; // 200 events
+
+    let running = start(&db.pool, settings(&prefix, 3));
+    wait_caught_up(&db.pool).await;
+    let status = Arc::clone(&running.status);
+    assert_eq!(status.events_published(), 200);
+    assert!(status.batches() >= 4, "batches of 50");
+    assert_eq!(status.publish_errors(), 0);
+
+    let last = last_pair(&db.pool).await;
+    assert_eq!(
+        relay::checkpoint(&db.pool).await.expect("checkpoint"),
+        Some(last)
+    );
+    assert_eq!(status.last_published(), last);
+    let lag = relay::lag(&db.pool).await.expect("lag");
+    assert_eq!(lag.events, 0);
+    assert!(lag.seconds.abs() < f64::EPSILON);
+
+    let received = consume(&prefix, 200, Duration::from_secs(3)).await;
+    assert_no_duplicates(&received);
+    assert_eq!(received.len(), 200);
+    for (aggregate_id, sequences) in sequences_by_aggregate(&received) {
+        assert_eq!(
+            sequences,
+            (1..=25).collect::<Vec<i64>>(),
+            "order of {aggregate_id}"
+        );
+    }
+    // One aggregate stays on one partition, keyed by its id, on its type's topic.
+    let mut partitions: HashMap<String, HashSet<i32>> = HashMap::new();
+    for message in &received {
+        let aggregate_type = message.envelope["aggregate_type"]
+            .as_str()
+            .expect("aggregate_type");
+        assert_eq!(message.topic, format!("{prefix}.{aggregate_type}"));
+        assert_eq!(message.key, message.aggregate_id());
+        partitions
+            .entry(message.aggregate_id())
+            .or_default()
+            .insert(message.partition);
+    }
+    assert!(partitions.values().all(|set| set.len() == 1));
+
+    // The envelope of DESIGN.md, with the headers.
+    let first = received
+        .iter()
+        .find(|m| m.aggregate_id() == "t-1" && m.sequence() == 1)
+        .expect("t-1 #1");
+    let envelope = first.envelope.as_object().expect("an object");
+    for field in [
+        "event_id",
+        "aggregate_type",
+        "aggregate_id",
+        "sequence",
+        "global_position",
+        "event_type",
+        "event_version",
+        "occurred_at",
+        "metadata",
+        "payload",
+    ] {
+        assert!(envelope.contains_key(field), "envelope has {field}");
+    }
+    assert_eq!(first.envelope["event_type"], "Something");
+    assert_eq!(first.envelope["event_version"], "1.0");
+    assert_eq!(first.envelope["payload"], serde_json::json!({ "n": 1 }));
+    assert_eq!(
+        first.envelope["metadata"],
+        serde_json::json!({
+            "user_id": Uuid::nil(),
+            "request_id": "req-t-1-1",
+            "correlation_id": "corr",
+            "causation_id": null,
+        })
+    );
+    assert_eq!(
+        first.headers.get("event_type").map(String::as_str),
+        Some("Something")
+    );
+    assert_eq!(
+        first.headers.get("request_id").map(String::as_str),
+        Some("req-t-1-1")
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn of_two_relays_only_one_publishes_and_the_other_takes_over_when_it_dies() {
+    let db = TestDatabase::new().await;
+    let prefix = unique_name("relay_two");
+    let first = start(&db.pool, settings(&prefix, 3));
+    let second = start(&db.pool, settings(&prefix, 3));
+    let (first_status, second_status) = (Arc::clone(&first.status), Arc::clone(&second.status));
+    eventually(EVENTUALLY, "one relay to become active", || async {
+        (first_status.is_active() || second_status.is_active()).then_some(())
+    })
+    .await;
+    // Give the other one several lock attempts.
+    tokio::time::sleep(POLL * 5).await;
+    assert!(
+        first_status.is_active() ^ second_status.is_active(),
+        "exactly one relay is active"
+    );
+    let (active, standby) = if first_status.is_active() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+
+    let aggregates: Vec<(&str, String)> = vec![("task", "t-1".into()), ("task", "t-2".into())];
+    insert_many(&db.pool, &aggregates, 1, 25).await; // 50 events
+    wait_caught_up(&db.pool).await;
+    assert_eq!(active.status.events_published(), 50);
+    assert_eq!(standby.status.events_published(), 0);
+    assert!(!standby.status.is_active());
+
+    // The active one dies: its session ends, the lock is released, the standby takes over.
+    active.task.abort();
+    let _aborted = active.task.await;
+    insert_many(&db.pool, &aggregates, 26, 10).await; // 20 more
+    wait_caught_up(&db.pool).await;
+    assert!(standby.status.is_active());
+    assert_eq!(standby.status.events_published(), 20);
+
+    let received = consume(&prefix, 70, Duration::from_secs(3)).await;
+    assert_no_duplicates(&received);
+    assert_eq!(received.len(), 70);
+    for (aggregate_id, sequences) in sequences_by_aggregate(&received) {
+        assert_eq!(
+            sequences,
+            (1..=35).collect::<Vec<i64>>(),
+            "order of {aggregate_id}"
+        );
+    }
+    standby.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_relay_publishes_only_what_is_new() {
+    let db = TestDatabase::new().await;
+    let prefix = unique_name("relay_restart");
+    let aggregates: Vec<(&str, String)> = vec![("project", "p-1".into()), ("task", "t-1".into())];
+    insert_many(&db.pool, &aggregates, 1, 5).await; // 10 events
+
+    let running = start(&db.pool, settings(&prefix, 3));
+    wait_caught_up(&db.pool).await;
+    assert_eq!(running.status.events_published(), 10);
+    running.stop().await;
+
+    insert_many(&db.pool, &aggregates, 6, 3).await; // 6 more, while no relay runs
+    assert_eq!(relay::lag(&db.pool).await.expect("lag").events, 6);
+
+    let restarted = start(&db.pool, settings(&prefix, 3));
+    wait_caught_up(&db.pool).await;
+    assert_eq!(restarted.status.events_published(), 6);
+    assert_eq!(
+        relay::checkpoint(&db.pool).await.expect("checkpoint"),
+        Some(last_pair(&db.pool).await)
+    );
+
+    let received = consume(&prefix, 16, Duration::from_secs(3)).await;
+    assert_no_duplicates(&received);
+    assert_eq!(received.len(), 16);
+    for (aggregate_id, sequences) in sequences_by_aggregate(&received) {
+        assert_eq!(
+            sequences,
+            (1..=8).collect::<Vec<i64>>(),
+            "order of {aggregate_id}"
+        );
+    }
+    restarted.stop().await;
+}
