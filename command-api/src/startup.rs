@@ -6,6 +6,7 @@ use auth::rate_limit::{self, RateLimiter};
 use auth::{Authenticator, Revocations, Tokens};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use event_store::relay::{Relay, RelaySettings};
 use event_store::{CommandBus, Registry};
 use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
@@ -15,7 +16,8 @@ use crate::state::AppState;
 use crate::{openapi, routes};
 
 /// Applies the migrations (PostgreSQL must be up: the command API cannot work without its
-/// schema), connects to Redis and Kafka lazily (one that is down shows on `/readyz`), and binds.
+/// schema), connects to Redis and Kafka lazily (one that is down shows on `/readyz`), binds, and
+/// starts the outbox relay that publishes committed events to Kafka.
 pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let pool = event_store::connect_lazy(&settings.database)?;
     event_store::migrate(&pool).await?;
@@ -46,6 +48,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         query_api_url: settings.query_api.public_url.trim_end_matches('/').into(),
     };
 
+    let relay = Relay::new(
+        pool.clone(),
+        settings.kafka.brokers.clone(),
+        RelaySettings {
+            topic_prefix: settings.kafka.topic_prefix.clone(),
+            partitions: settings.kafka.partitions,
+            replication_factor: settings.kafka.replication_factor,
+            ..RelaySettings::default()
+        },
+    );
     let readiness = Readiness::new()
         .with(health::Postgres(pool))
         .with(health::Redis(redis))
@@ -61,5 +73,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         .merge(commands)
         .merge(openapi::router())
         .merge(health::router(readiness));
-    Server::bind(&settings.http, router).await
+    let mut server = Server::bind(&settings.http, router).await?;
+    // The outbox relay: one active per database (the others wait on an advisory lock).
+    server.spawn_task("relay", |stop| relay.run(stop.cancelled_owned()));
+    Ok(server)
 }

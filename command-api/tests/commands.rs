@@ -55,6 +55,7 @@ impl TestApp {
             ..servers().redis.clone()
         };
         settings.kafka = servers().kafka.clone();
+        settings.kafka.topic_prefix = unique_name("cmdtest");
         settings.auth.jwt_secret = Secret::new(SECRET);
         settings.rate_limit.requests = 10_000;
         configure(&mut settings);
@@ -932,4 +933,51 @@ async fn openapi_and_swagger_ui_are_served_offline() {
         docs.text().await.expect("html").contains("swagger"),
         "Swagger UI page"
     );
+}
+
+#[tokio::test]
+async fn an_accepted_command_reaches_kafka_through_the_hosted_relay() {
+    use futures::StreamExt as _;
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{Consumer as _, StreamConsumer};
+
+    let prefix = unique_name("relaytest");
+    let app = TestApp::spawn_with(|settings| settings.kafka.topic_prefix = prefix.clone()).await;
+    let (_, token) = app.user("kim").await;
+    let project = app
+        .post("/projects", &token, json!({ "name": "Streamed" }))
+        .await
+        .id();
+
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &servers().kafka.brokers)
+        .set("group.id", unique_name("relaytest_group"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        // The dev broker joins a new group faster with a short session.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    let topic = format!("{prefix}.project");
+    test_support::eventually(
+        test_support::EVENTUALLY,
+        "the relay to create its topics",
+        || async { consumer.subscribe(&[&topic]).ok() },
+    )
+    .await;
+    let envelope: Value = {
+        let mut stream = consumer.stream();
+        let message = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .expect("the project's event within 60 s")
+            .expect("stream open")
+            .expect("message");
+        assert_eq!(message.key(), Some(project.as_bytes()));
+        serde_json::from_slice(message.payload().expect("payload")).expect("JSON envelope")
+    };
+    test_support::drop_within(consumer, Duration::from_secs(10));
+    assert_eq!(envelope["event_type"], "ProjectCreated", "{envelope}");
+    assert_eq!(envelope["aggregate_id"], json!(project), "{envelope}");
+    assert_eq!(envelope["sequence"], 1, "{envelope}");
 }

@@ -17,7 +17,10 @@ fn settings(db: &TestDatabase) -> Settings {
             ..DatabaseSettings::default()
         },
         redis: servers().redis.clone(),
-        kafka: servers().kafka.clone(),
+        kafka: KafkaSettings {
+            topic_prefix: test_support::unique_name("readiness"),
+            ..servers().kafka.clone()
+        },
         ..defaults
     }
 }

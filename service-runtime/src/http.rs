@@ -1,12 +1,15 @@
 //! Binding and serving an axum router the same way in every service.
 
 use std::future::Future;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::MatchedPath;
 use axum::http::Request;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -76,12 +79,19 @@ pub async fn serve(
         .context("HTTP server failed")
 }
 
-/// A bound, ready-to-serve HTTP service: what each service's `startup::build` returns.
+/// A bound, ready-to-serve HTTP service, with the background tasks it hosts (e.g. the relay):
+/// what each service's `startup::build` returns.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     router: Router,
+    /// Cancelled when the server stops; every background task watches it.
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
 }
+
+/// How long a stopping server waits for its background tasks to finish.
+pub const TASK_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Binds `settings`' address now (a port-0 setting yields a known [`Server::port`]).
@@ -89,7 +99,29 @@ impl Server {
         Ok(Self {
             listener: bind(settings).await?,
             router: with_observability(with_json_fallbacks(router)),
+            stop: CancellationToken::new(),
+            tasks: Vec::new(),
         })
+    }
+
+    /// Starts a long-running task now; it gets a token that is cancelled when the server stops,
+    /// and the server waits (at most [`TASK_STOP_TIMEOUT`]) for it. An error it returns is logged.
+    pub fn spawn_task<F, Fut>(&mut self, name: &'static str, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let running = task(self.stop.child_token());
+        self.tasks.push(tokio::spawn(async move {
+            match running.await {
+                Ok(()) => tracing::info!(task = name, "background task stopped"),
+                Err(error) => tracing::error!(
+                    task = name,
+                    error = format!("{error:#}"),
+                    "background task failed"
+                ),
+            }
+        }));
     }
 
     /// The port actually bound.
@@ -102,6 +134,20 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        serve(self.listener, self.router, shutdown).await
+        let stop = self.stop.clone();
+        let served = serve(self.listener, self.router, async move {
+            shutdown.await;
+            stop.cancel();
+        })
+        .await;
+        self.stop.cancel();
+        let finished = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(TASK_STOP_TIMEOUT, finished)
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within {TASK_STOP_TIMEOUT:?}");
+        }
+        served
     }
 }
