@@ -118,8 +118,11 @@ impl AppState {
         A: Aggregate,
         A::Error: DomainError,
     {
-        let created = false;
-        self.run(bus, id, command, caller, resource, created).await
+        let meta = metadata(caller.ids, Some(caller.user.claims.sub));
+        let committed = bus
+            .execute(&id.to_string(), command, meta, caller.expected.0)
+            .await?;
+        Ok(self.reply(id, &format!("/{resource}/{id}"), &committed))
     }
 
     /// Like [`AppState::execute`] for a command that creates the aggregate: 201.
@@ -135,40 +138,16 @@ impl AppState {
         A: Aggregate,
         A::Error: DomainError,
     {
-        let created = true;
-        self.run(bus, id, command, caller, resource, created).await
+        let mut response = self.execute(bus, id, command, caller, resource).await?;
+        *response.status_mut() = StatusCode::CREATED;
+        Ok(response)
     }
 
-    async fn run<A>(
-        &self,
-        bus: &CommandBus<A>,
-        id: Uuid,
-        command: A::Command,
-        caller: Caller,
-        resource: &str,
-        created: bool,
-    ) -> Result<Response, ApiError>
-    where
-        A: Aggregate,
-        A::Error: DomainError,
-    {
-        let meta = metadata(caller.ids, Some(caller.user.claims.sub));
-        let committed = bus
-            .execute(&id.to_string(), command, meta, caller.expected.0)
-            .await?;
-        Ok(self.reply(created, id, &format!("/{resource}/{id}"), &committed))
-    }
-
-    /// 201 (`created`) or 200, the [`CommandReply`] body, `Location: <query api>/<path>` and
+    /// 200, the [`CommandReply`] body, `Location: <query api>/<path>` and
     /// `ETag: "<version>"`.
-    pub fn reply(&self, created: bool, id: Uuid, path: &str, committed: &Committed) -> Response {
-        let status = if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
+    pub fn reply(&self, id: Uuid, path: &str, committed: &Committed) -> Response {
         let mut response = (
-            status,
+            StatusCode::OK,
             Json(CommandReply {
                 id,
                 version: committed.version,

@@ -939,7 +939,7 @@ async fn openapi_and_swagger_ui_are_served_offline() {
 async fn an_accepted_command_reaches_kafka_through_the_hosted_relay() {
     use futures::StreamExt as _;
     use rdkafka::Message as _;
-    use rdkafka::consumer::{Consumer as _, StreamConsumer};
+    use rdkafka::consumer::Consumer as _;
 
     let prefix = unique_name("relaytest");
     let app = TestApp::spawn_with(|settings| settings.kafka.topic_prefix = prefix.clone()).await;
@@ -949,16 +949,7 @@ async fn an_accepted_command_reaches_kafka_through_the_hosted_relay() {
         .await
         .id();
 
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &servers().kafka.brokers)
-        .set("group.id", unique_name("relaytest_group"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        // The dev broker joins a new group faster with a short session.
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .create()
-        .expect("consumer");
+    let consumer = test_support::kafka_consumer("relaytest_group");
     let topic = format!("{prefix}.project");
     test_support::eventually(
         test_support::EVENTUALLY,

@@ -115,3 +115,19 @@ pub fn dead_address() -> String {
     drop(listener);
     address.to_string()
 }
+
+/// A consumer in a group of its own that reads from the earliest offset and commits nothing by
+/// itself. Close it with [`drop_within`].
+pub fn kafka_consumer(group_label: &str) -> rdkafka::consumer::StreamConsumer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &servers().kafka.brokers)
+        .set("group.id", unique_name(group_label))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        // The dev broker holds a group's first join for about the session timeout: a short one
+        // makes the join take ~5 s instead of ~23 s.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .create()
+        .unwrap_or_else(|e| panic!("creating a Kafka consumer: {e}"))
+}

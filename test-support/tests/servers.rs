@@ -7,7 +7,7 @@ use futures::StreamExt as _;
 use mongodb::bson::doc;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message as _};
@@ -133,13 +133,7 @@ async fn kafka_produces_and_a_consumer_group_reads_back_in_order() {
             .unwrap_or_else(|(error, _)| server_down("Kafka", brokers, error));
     }
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique_name("smoke_group"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
+    let consumer = test_support::kafka_consumer("smoke_group");
     consumer.subscribe(&[&topic]).expect("subscribe");
     let mut received = Vec::new();
     {

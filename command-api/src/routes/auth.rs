@@ -101,7 +101,9 @@ pub(crate) async fn register_user(
         .users
         .execute(&user_id.to_string(), command, meta, None)
         .await?;
-    Ok(state.reply(true, user_id, &format!("/users/{user_id}"), &committed))
+    let mut response = state.reply(user_id, &format!("/users/{user_id}"), &committed);
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
 }
 
 #[utoipa::path(post, path = "/auth/register", tag = "auth",

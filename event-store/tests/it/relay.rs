@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use event_store::relay::{self, Relay, RelaySettings, RelayStatus};
 use futures::StreamExt as _;
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::Message as _;
+use rdkafka::consumer::Consumer as _;
 use rdkafka::message::Headers as _;
-use rdkafka::{ClientConfig, Message as _};
 use sqlx::{Connection as _, PgConnection, PgPool};
 use test_support::{EVENTUALLY, TestDatabase, drop_within, eventually, servers, unique_name};
 use tokio::sync::oneshot;
@@ -149,17 +149,7 @@ impl Received {
 /// `expected` messages arrived, then `settle` longer (to see duplicates), and returns them in
 /// the order they were consumed.
 async fn consume(prefix: &str, expected: usize, settle: Duration) -> Vec<Received> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &servers().kafka.brokers)
-        .set("group.id", unique_name("relay_test"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        // The dev broker holds a group's first join for about the session timeout: a short one
-        // makes the join take ~5 s instead of ~23 s.
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .create()
-        .expect("consumer");
+    let consumer = test_support::kafka_consumer("relay_test");
     let topics: Vec<String> = relay::AGGREGATE_TYPES
         .iter()
         .map(|aggregate_type| format!("{prefix}.{aggregate_type}"))
