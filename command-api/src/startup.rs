@@ -12,6 +12,9 @@ use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
 
 use crate::settings::{BODY_LIMIT_BYTES, Settings};
+
+/// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
+const REVOCATION_MAINTENANCE_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::state::AppState;
 use crate::{openapi, routes};
 
@@ -36,6 +39,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         Arc::clone(&tokens),
     );
 
+    let maintained = revocations.clone();
     let registry = Registry::new(pool.clone());
     let state = AppState {
         users: Arc::new(CommandBus::new(pool.clone(), registry.user_services())),
@@ -76,5 +80,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let mut server = Server::bind(&settings.http, router).await?;
     // The outbox relay: one active per database (the others wait on an advisory lock).
     server.spawn_task("relay", |stop| relay.run(stop.cancelled_owned()));
+    // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
+    server.spawn_task("revocation maintenance", |stop| async move {
+        maintained
+            .run_maintenance(REVOCATION_MAINTENANCE_PERIOD, stop.cancelled_owned())
+            .await;
+        Ok(())
+    });
     Ok(server)
 }
