@@ -28,6 +28,8 @@ pub struct Settings {
     #[serde(default)]
     pub query_api: QueryApiSettings,
     #[serde(default)]
+    pub relay: RelayConfig,
+    #[serde(default)]
     pub log: LogSettings,
 }
 
@@ -49,6 +51,64 @@ impl Default for QueryApiSettings {
 
 fn default_query_api_url() -> String {
     "http://127.0.0.1:8082".to_owned()
+}
+
+/// The outbox relay this service hosts (`TASKTRAIL_RELAY__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RelayConfig {
+    /// Run the relay in this process. Every instance may run it: one is active, the others wait.
+    pub enabled: bool,
+    /// Events read and published per batch (1..=10000).
+    pub batch_size: i64,
+    /// Polling fallback when no notification arrives, in milliseconds (>= 10).
+    pub poll_interval_ms: u64,
+    /// How often the relay checks that Kafka still has its topics, in milliseconds (>= 100).
+    pub topic_check_interval_ms: u64,
+    /// `/readyz` reports the relay as behind beyond this many unpublished events…
+    pub max_lag_events: i64,
+    /// …or when the oldest unpublished event is older than this many seconds.
+    pub max_lag_secs: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_size: 500,
+            poll_interval_ms: 1000,
+            topic_check_interval_ms: 5000,
+            max_lag_events: 10_000,
+            max_lag_secs: 60,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Refuses values that cannot work, naming the variable.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.batch_size),
+            "TASKTRAIL_RELAY__BATCH_SIZE must be between 1 and 10000 (got {})",
+            self.batch_size
+        );
+        anyhow::ensure!(
+            self.poll_interval_ms >= 10,
+            "TASKTRAIL_RELAY__POLL_INTERVAL_MS must be at least 10 (got {})",
+            self.poll_interval_ms
+        );
+        anyhow::ensure!(
+            self.topic_check_interval_ms >= 100,
+            "TASKTRAIL_RELAY__TOPIC_CHECK_INTERVAL_MS must be at least 100 (got {})",
+            self.topic_check_interval_ms
+        );
+        anyhow::ensure!(
+            self.max_lag_events >= 0,
+            "TASKTRAIL_RELAY__MAX_LAG_EVENTS must not be negative (got {})",
+            self.max_lag_events
+        );
+        Ok(())
+    }
 }
 
 impl Settings {

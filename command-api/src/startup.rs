@@ -1,22 +1,24 @@
 //! Builds the command API from its settings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use auth::rate_limit::{self, RateLimiter};
 use auth::{Authenticator, Revocations, Tokens};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use event_store::relay::{Relay, RelaySettings};
+use event_store::relay::{LagBound, Relay, RelayMetrics, RelaySettings};
 use event_store::{CommandBus, Registry};
 use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
+use service_runtime::metrics::Metrics;
 
 use crate::settings::{BODY_LIMIT_BYTES, Settings};
-
-/// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
-const REVOCATION_MAINTENANCE_PERIOD: std::time::Duration = std::time::Duration::from_secs(60);
 use crate::state::AppState;
 use crate::{openapi, routes};
+
+/// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
+const REVOCATION_MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Applies the migrations (PostgreSQL must be up: the command API cannot work without its
 /// schema), connects to Redis and Kafka lazily (one that is down shows on `/readyz`), binds, and
@@ -29,6 +31,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
 
     settings.auth.warn_if_dev_default();
     settings.rate_limit.validate()?;
+    settings.relay.validate()?;
     let tokens = Arc::new(Tokens::from_settings(&settings.auth)?);
     let revocations = Revocations::new(redis.clone(), pool.clone(), prefix.clone());
     let authenticator = Authenticator::new(Arc::clone(&tokens), revocations.clone());
@@ -52,20 +55,41 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         query_api_url: settings.query_api.public_url.trim_end_matches('/').into(),
     };
 
-    let relay = Relay::new(
+    let relay_config = &settings.relay;
+    let relay = relay_config.enabled.then(|| {
+        Relay::new(
+            pool.clone(),
+            settings.kafka.brokers.clone(),
+            RelaySettings {
+                topic_prefix: settings.kafka.topic_prefix.clone(),
+                batch_size: relay_config.batch_size,
+                poll_interval: Duration::from_millis(relay_config.poll_interval_ms),
+                partitions: settings.kafka.partitions,
+                replication_factor: settings.kafka.replication_factor,
+                topic_check_interval: Duration::from_millis(relay_config.topic_check_interval_ms),
+                ..RelaySettings::default()
+            },
+        )
+    });
+    // Lag is read from PostgreSQL, so every instance reports the cluster's relay, hosted or not.
+    let metrics = Metrics::new().with(RelayMetrics::new(
         pool.clone(),
-        settings.kafka.brokers.clone(),
-        RelaySettings {
-            topic_prefix: settings.kafka.topic_prefix.clone(),
-            partitions: settings.kafka.partitions,
-            replication_factor: settings.kafka.replication_factor,
-            ..RelaySettings::default()
-        },
-    );
+        relay.as_ref().map(Relay::status),
+    ));
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a bound in seconds; exact far beyond any sensible value"
+    )]
+    let max_seconds = relay_config.max_lag_secs as f64;
     let readiness = Readiness::new()
-        .with(health::Postgres(pool))
+        .with(health::Postgres(pool.clone()))
         .with(health::Redis(redis))
-        .with(health::Kafka::connect(&settings.kafka.brokers)?);
+        .with(health::Kafka::connect(&settings.kafka.brokers)?)
+        .with(LagBound {
+            pool,
+            max_events: relay_config.max_lag_events,
+            max_seconds,
+        });
     let commands = routes::router()
         .layer(axum::middleware::from_fn_with_state(
             limiter,
@@ -76,10 +100,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let router = Router::new()
         .merge(commands)
         .merge(openapi::router())
-        .merge(health::router(readiness));
+        .merge(health::router(readiness))
+        .merge(service_runtime::metrics::router(metrics));
     let mut server = Server::bind(&settings.http, router).await?;
     // The outbox relay: one active per database (the others wait on an advisory lock).
-    server.spawn_task("relay", |stop| relay.run(stop.cancelled_owned()));
+    if let Some(relay) = relay {
+        server.spawn_task("relay", |stop| relay.run(stop.cancelled_owned()));
+    }
     // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
     server.spawn_task("revocation maintenance", |stop| async move {
         maintained

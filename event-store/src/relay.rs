@@ -11,6 +11,13 @@
 //!   can be sent twice (delivery is at-least-once).
 //! - It wakes on `LISTEN tasktrail_events` ([`NOTIFY_CHANNEL`]) or the poll interval, whichever
 //!   comes first.
+//! - Broker data loss: every `topic_check_interval` (and after a failed publish) it checks that its
+//!   topics still exist. A topic that vanished after the relay had published (a broker that lost
+//!   its storage, or topics deleted by hand) means Kafka no longer holds the log: the relay resets
+//!   its checkpoint and re-publishes every event from PostgreSQL, the source of truth. Consumers
+//!   are idempotent by sequence, so the re-sent history changes no read model (ADR 0004).
+//! - A producer that hit a fatal error (the idempotent producer's state no longer matches the
+//!   broker's, e.g. after a broker restart) is replaced by a new one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +31,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use serde::Serialize;
 use sqlx::postgres::{PgConnection, PgListener};
 use sqlx::{Connection as _, PgPool};
@@ -41,11 +48,11 @@ pub const CHECKPOINT_NAME: &str = "kafka";
 /// The aggregate types whose topics the relay creates.
 pub const AGGREGATE_TYPES: [&str; 3] = ["user", "project", "task"];
 
+/// Consecutive failed publishes of one batch after which the producer is replaced.
+const PRODUCER_RENEWAL_FAILURES: u32 = 3;
+
 /// The longest pause between two attempts after an error.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// How long the producer tries to deliver a message before it reports an error.
-const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the relay runs.
 #[derive(Debug, Clone)]
@@ -60,6 +67,11 @@ pub struct RelaySettings {
     pub partitions: i32,
     /// Replication factor of the topics the relay creates.
     pub replication_factor: i32,
+    /// How often the relay checks that its topics still exist (broker data loss).
+    pub topic_check_interval: Duration,
+    /// How long the producer tries to deliver a message before the batch counts as failed (and
+    /// is retried).
+    pub message_timeout: Duration,
 }
 
 impl Default for RelaySettings {
@@ -70,6 +82,8 @@ impl Default for RelaySettings {
             poll_interval: Duration::from_secs(1),
             partitions: 3,
             replication_factor: 1,
+            topic_check_interval: Duration::from_secs(5),
+            message_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -84,6 +98,7 @@ pub struct RelayStatus {
     batches: AtomicU64,
     events_published: AtomicU64,
     publish_errors: AtomicU64,
+    republishes: AtomicU64,
 }
 
 impl RelayStatus {
@@ -124,6 +139,12 @@ impl RelayStatus {
     #[must_use]
     pub fn publish_errors(&self) -> u64 {
         self.publish_errors.load(Ordering::Relaxed)
+    }
+
+    /// Times the relay found its topics gone and started re-publishing from the first event.
+    #[must_use]
+    pub fn republishes(&self) -> u64 {
+        self.republishes.load(Ordering::Relaxed)
     }
 }
 
@@ -275,39 +296,51 @@ impl Relay {
     }
 
     /// Runs until `shutdown` completes. Errors (PostgreSQL or Kafka unreachable, lock connection
-    /// lost) are logged and retried with backoff; only a producer that cannot be configured is
-    /// returned. Stopping (or aborting the task) at any point loses nothing: the checkpoint only
-    /// moves after Kafka acknowledged.
+    /// lost, a producer in a fatal state) are logged and retried with backoff; only a producer that
+    /// cannot be configured is returned. Stopping (or aborting the task) at any point loses
+    /// nothing: the checkpoint only moves after Kafka acknowledged.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("partitioner", "murmur2_random")
-            .set(
-                "message.timeout.ms",
-                MESSAGE_TIMEOUT.as_millis().to_string(),
-            )
-            .create()
-            .context("creating the relay's Kafka producer")?;
+        // Fail fast on a configuration the producer refuses.
+        drop(self.producer()?);
         let result = tokio::select! {
             () = shutdown => Ok(()),
-            result = self.run_forever(&producer) => result,
+            result = self.run_forever() => result,
         };
         self.status.active.store(false, Ordering::Relaxed);
         result
     }
 
-    async fn run_forever(&self, producer: &FutureProducer) -> anyhow::Result<()> {
+    fn producer(&self) -> anyhow::Result<FutureProducer> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            // A missing topic is a signal (broker data loss), not something to paper over.
+            .set("allow.auto.create.topics", "false")
+            .set(
+                "message.timeout.ms",
+                self.settings.message_timeout.as_millis().to_string(),
+            )
+            .create()
+            .context("creating the relay's Kafka producer")
+    }
+
+    async fn run_forever(&self) -> anyhow::Result<()> {
         let mut failures = 0_u32;
         loop {
             let mut connection = self.lock().await;
             self.status.active.store(true, Ordering::Relaxed);
             tracing::info!("relay: this instance is the active relay");
-            let error = match self.relay_while_locked(&mut connection, producer).await {
+            let producer = self.producer()?;
+            let batches_before = self.status.batches();
+            let error = match self.relay_while_locked(&mut connection, &producer).await {
                 Ok(never) => match never {},
                 Err(error) => error,
             };
+            if self.status.batches() > batches_before {
+                failures = 0;
+            }
             self.status.active.store(false, Ordering::Relaxed);
             tracing::warn!(
                 error = format!("{error:#}"),
@@ -315,6 +348,7 @@ impl Relay {
             );
             // Dropping the connection ends the session, which releases the lock.
             drop(connection);
+            drop_producer(producer);
             failures = failures.saturating_add(1);
             tokio::time::sleep(backoff(failures)).await;
         }
@@ -364,7 +398,6 @@ impl Relay {
         connection: &mut PgConnection,
         producer: &FutureProducer,
     ) -> anyhow::Result<std::convert::Infallible> {
-        self.create_topics_until_done().await;
         let mut listener = PgListener::connect_with(&self.pool)
             .await
             .context("connecting the LISTEN connection")?;
@@ -383,7 +416,25 @@ impl Relay {
         .unwrap_or_else(|| ("0".to_owned(), 0));
 
         let mut publish_failures = 0_u32;
+        // Checked first thing too: the broker may have lost its data while no relay ran.
+        let mut check_topics = true;
+        let mut last_topic_check = tokio::time::Instant::now();
         loop {
+            if check_topics
+                || publish_failures > 0
+                || last_topic_check.elapsed() >= self.settings.topic_check_interval
+            {
+                check_topics = false;
+                last_topic_check = tokio::time::Instant::now();
+                if self
+                    .republish_if_topics_lost(connection, producer, (&xid, position))
+                    .await?
+                {
+                    // The producer's idempotence state belongs to the lost broker: start over
+                    // with a new producer from the reset checkpoint.
+                    anyhow::bail!("Kafka lost the relay's topics; re-publishing from the start");
+                }
+            }
             let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
                 .bind(&xid)
                 .bind(position)
@@ -410,6 +461,14 @@ impl Relay {
                     retry_in_ms = pause.as_millis(),
                     "relay: publishing a batch failed; retrying it"
                 );
+                if let Some((code, reason)) = producer.client().fatal_error() {
+                    anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
+                }
+                if publish_failures >= PRODUCER_RENEWAL_FAILURES {
+                    // A producer can stay stuck on a broker that came back different (new
+                    // producer ids, lost partitions); a new one starts clean.
+                    return Err(error.context("replacing the Kafka producer"));
+                }
                 tokio::time::sleep(pause).await;
                 continue;
             }
@@ -506,6 +565,88 @@ impl Relay {
         Ok(())
     }
 
+    /// Checks that the relay's topics exist. When one is gone although the relay had published
+    /// (`checkpoint` is past the start), Kafka lost the log: the checkpoint is reset so that every
+    /// event is published again, and the topics are created. Returns whether it reset.
+    async fn republish_if_topics_lost(
+        &self,
+        connection: &mut PgConnection,
+        producer: &FutureProducer,
+        checkpoint: (&str, i64),
+    ) -> anyhow::Result<bool> {
+        let missing = match self.missing_topics(producer).await {
+            Ok(missing) => missing,
+            Err(error) => {
+                // Unreachable broker: publishing will fail and be retried; nothing to decide yet.
+                tracing::debug!(
+                    error = format!("{error:#}"),
+                    "relay: cannot check the topics"
+                );
+                return Ok(false);
+            }
+        };
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        let published_before = checkpoint != ("0", 0);
+        if published_before {
+            tracing::error!(
+                missing = missing.join(","),
+                checkpoint_position = checkpoint.1,
+                "relay: Kafka lost topics the relay had published to (broker data loss); \
+                 re-publishing every event from PostgreSQL"
+            );
+            sqlx::query(WRITE_CHECKPOINT)
+                .bind(CHECKPOINT_NAME)
+                .bind("0")
+                .bind(0_i64)
+                .execute(&mut *connection)
+                .await
+                .context("resetting the relay checkpoint")?;
+            self.status.republishes.fetch_add(1, Ordering::Relaxed);
+            self.status.last_transaction_id.store(0, Ordering::Relaxed);
+            self.status.last_global_position.store(0, Ordering::Relaxed);
+        } else {
+            tracing::info!(
+                missing = missing.join(","),
+                "relay: creating missing topics"
+            );
+        }
+        self.create_topics_until_done().await;
+        Ok(published_before)
+    }
+
+    /// The relay's topics the broker does not know.
+    async fn missing_topics(&self, producer: &FutureProducer) -> anyhow::Result<Vec<String>> {
+        let producer = producer.clone();
+        let names = self.topic_names();
+        tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .context("fetching Kafka metadata")?;
+            let known: std::collections::HashSet<&str> = metadata
+                .topics()
+                .iter()
+                .filter(|topic| topic.error().is_none())
+                .map(rdkafka::metadata::MetadataTopic::name)
+                .collect();
+            Ok(names
+                .into_iter()
+                .filter(|name| !known.contains(name.as_str()))
+                .collect())
+        })
+        .await
+        .context("the metadata task panicked")?
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        AGGREGATE_TYPES
+            .iter()
+            .map(|aggregate_type| format!("{}.{aggregate_type}", self.settings.topic_prefix))
+            .collect()
+    }
+
     async fn create_topics_until_done(&self) {
         let mut failures = 0_u32;
         loop {
@@ -531,10 +672,7 @@ impl Relay {
             .set("bootstrap.servers", &self.brokers)
             .create()
             .context("creating the Kafka admin client")?;
-        let names: Vec<String> = AGGREGATE_TYPES
-            .iter()
-            .map(|aggregate_type| format!("{}.{aggregate_type}", self.settings.topic_prefix))
-            .collect();
+        let names = self.topic_names();
         let topics: Vec<NewTopic<'_>> = names
             .iter()
             .map(|name| {
@@ -562,8 +700,117 @@ impl Relay {
     }
 }
 
+/// Drops a producer on a blocking thread: librdkafka's destructor flushes and can wait for an
+/// unreachable broker.
+fn drop_producer(producer: FutureProducer) {
+    drop(tokio::task::spawn_blocking(move || drop(producer)));
+}
+
 /// 100 ms, 200 ms, 400 ms, … capped at [`MAX_BACKOFF`].
 fn backoff(failures: u32) -> Duration {
     let exponent = failures.saturating_sub(1).min(6);
     Duration::from_millis(100 * (1_u64 << exponent)).min(MAX_BACKOFF)
+}
+
+/// The relay's `/metrics`: its lag read from PostgreSQL positions (the same on every instance)
+/// and, when this instance hosts a relay, its counters.
+#[derive(Debug, Clone)]
+pub struct RelayMetrics {
+    pool: PgPool,
+    status: Option<Arc<RelayStatus>>,
+}
+
+impl RelayMetrics {
+    #[must_use]
+    pub fn new(pool: PgPool, status: Option<Arc<RelayStatus>>) -> Self {
+        Self { pool, status }
+    }
+}
+
+impl service_runtime::metrics::Collect for RelayMetrics {
+    fn collect<'a>(
+        &'a self,
+        out: &'a mut service_runtime::metrics::Exposition,
+    ) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match lag(&self.pool).await {
+                Ok(lag) => {
+                    #[expect(
+                        clippy::cast_precision_loss,
+                        reason = "a gauge is a float; lags stay far below 2^53"
+                    )]
+                    let events = lag.events as f64;
+                    out.gauge(
+                        "tasktrail_relay_lag_events",
+                        "Committed events after the relay's checkpoint (not yet acknowledged by Kafka).",
+                        events,
+                    );
+                    out.gauge(
+                        "tasktrail_relay_lag_seconds",
+                        "Age of the oldest committed event not yet acknowledged by Kafka.",
+                        lag.seconds,
+                    );
+                }
+                Err(error) => out.error("tasktrail_relay_lag", &format!("{error:#}")),
+            }
+            let Some(status) = &self.status else {
+                return;
+            };
+            out.gauge(
+                "tasktrail_relay_active",
+                "1 when this instance holds the relay lock and publishes.",
+                if status.is_active() { 1.0 } else { 0.0 },
+            );
+            out.counter(
+                "tasktrail_relay_batches_total",
+                "Batches this instance published and checkpointed.",
+                status.batches(),
+            );
+            out.counter(
+                "tasktrail_relay_events_published_total",
+                "Events this instance published and checkpointed.",
+                status.events_published(),
+            );
+            out.counter(
+                "tasktrail_relay_publish_errors_total",
+                "Failed attempts to publish a batch (each is retried).",
+                status.publish_errors(),
+            );
+            out.counter(
+                "tasktrail_relay_republishes_total",
+                "Times Kafka had lost the relay's topics and the relay re-published from the first event.",
+                status.republishes(),
+            );
+        })
+    }
+}
+
+/// The `relay` check of `/readyz`: fails while the relay is further behind than its bound.
+#[derive(Debug, Clone)]
+pub struct LagBound {
+    pub pool: PgPool,
+    /// More unpublished events than this is "behind".
+    pub max_events: i64,
+    /// An unpublished event older than this is "behind".
+    pub max_seconds: f64,
+}
+
+impl service_runtime::health::Check for LagBound {
+    fn name(&self) -> &'static str {
+        "relay"
+    }
+
+    fn check(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let lag = lag(&self.pool).await.map_err(|e| format!("{e:#}"))?;
+            if lag.events > self.max_events || lag.seconds > self.max_seconds {
+                Err(format!(
+                    "behind by {} events, oldest {:.1}s (bounds: {} events, {}s)",
+                    lag.events, lag.seconds, self.max_events, self.max_seconds
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }
 }

@@ -5,12 +5,14 @@
 //! - [`shutdown`]: a future that resolves on SIGTERM or SIGINT.
 //! - [`error`]: the JSON error body of every API.
 //! - [`health`]: `GET /healthz` and `GET /readyz` with one check per dependency.
+//! - [`metrics`]: `GET /metrics` in the Prometheus text format.
 //! - [`http`]: binding, request ids, request spans and graceful serving.
 //! - [`mongo`], [`redis`]: clients that connect lazily, so a service starts while a server is down.
 
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod mongo;
 pub mod redis;
 pub mod settings;

@@ -6,6 +6,7 @@
 //! same `TASKTRAIL_*` variables the services read (defaults: the native servers on 127.0.0.1).
 //! A test that finds a server down fails with a message naming the command that starts it.
 
+pub mod broker;
 mod postgres;
 
 use std::sync::OnceLock;
@@ -119,8 +120,13 @@ pub fn dead_address() -> String {
 /// A consumer in a group of its own that reads from the earliest offset and commits nothing by
 /// itself. Close it with [`drop_within`].
 pub fn kafka_consumer(group_label: &str) -> rdkafka::consumer::StreamConsumer {
+    kafka_consumer_at(&servers().kafka.brokers, group_label)
+}
+
+/// [`kafka_consumer`] for the broker at `brokers` (e.g. a [`broker::PrivateBroker`]).
+pub fn kafka_consumer_at(brokers: &str, group_label: &str) -> rdkafka::consumer::StreamConsumer {
     rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &servers().kafka.brokers)
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique_name(group_label))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")

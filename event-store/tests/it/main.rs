@@ -7,6 +7,7 @@ mod helpers;
 mod notify;
 mod registry;
 mod relay;
+mod relay_faults;
 mod repository;
 mod unavailable;
 mod uniqueness;

@@ -19,27 +19,33 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-const POLL: Duration = Duration::from_millis(200);
+pub(crate) const POLL: Duration = Duration::from_millis(200);
 
-fn settings(prefix: &str, partitions: i32) -> RelaySettings {
+pub(crate) fn settings(prefix: &str, partitions: i32) -> RelaySettings {
     RelaySettings {
         topic_prefix: prefix.to_owned(),
         batch_size: 50,
         poll_interval: POLL,
         partitions,
         replication_factor: 1,
+        ..RelaySettings::default()
     }
 }
 
 /// A relay running in the background until `stop` is sent (or the task is aborted).
-struct Running {
-    status: Arc<RelayStatus>,
+pub(crate) struct Running {
+    pub(crate) status: Arc<RelayStatus>,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
+    pub(crate) task: JoinHandle<anyhow::Result<()>>,
 }
 
 fn start(pool: &PgPool, settings: RelaySettings) -> Running {
-    let relay = Relay::new(pool.clone(), servers().kafka.brokers.clone(), settings);
+    start_at(pool, &servers().kafka.brokers, settings)
+}
+
+/// A relay publishing to the broker at `brokers`.
+pub(crate) fn start_at(pool: &PgPool, brokers: &str, settings: RelaySettings) -> Running {
+    let relay = Relay::new(pool.clone(), brokers, settings);
     let status = relay.status();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(relay.run(async move {
@@ -49,7 +55,7 @@ fn start(pool: &PgPool, settings: RelaySettings) -> Running {
 }
 
 impl Running {
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         let _ignored = self.stop.send(());
         tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
@@ -60,7 +66,7 @@ impl Running {
 }
 
 /// Inserts one event the way postgres-es does (defaults fill position, xid, id, time).
-async fn insert(
+pub(crate) async fn insert(
     executor: impl sqlx::PgExecutor<'_>,
     aggregate_type: &str,
     aggregate_id: &str,
@@ -86,7 +92,12 @@ async fn insert(
 }
 
 /// Inserts `count` events per aggregate, in one transaction per sequence number.
-async fn insert_many(pool: &PgPool, aggregates: &[(&str, String)], from: i64, count: i64) {
+pub(crate) async fn insert_many(
+    pool: &PgPool,
+    aggregates: &[(&str, String)],
+    from: i64,
+    count: i64,
+) {
     for sequence in from..from + count {
         let mut transaction = pool.begin().await.expect("begin");
         for (aggregate_type, aggregate_id) in aggregates {
@@ -96,7 +107,7 @@ async fn insert_many(pool: &PgPool, aggregates: &[(&str, String)], from: i64, co
     }
 }
 
-async fn wait_caught_up(pool: &PgPool) {
+pub(crate) async fn wait_caught_up(pool: &PgPool) {
     eventually(EVENTUALLY, "the relay to catch up", || async {
         let lag = relay::lag(pool).await.expect("lag");
         (lag.events == 0).then_some(())
@@ -117,30 +128,30 @@ async fn last_pair(pool: &PgPool) -> (u64, i64) {
 }
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     topic: String,
     partition: i32,
     key: String,
     headers: HashMap<String, String>,
-    envelope: serde_json::Value,
+    pub(crate) envelope: serde_json::Value,
 }
 
 impl Received {
-    fn event_id(&self) -> String {
+    pub(crate) fn event_id(&self) -> String {
         self.envelope["event_id"]
             .as_str()
             .expect("event_id")
             .to_owned()
     }
 
-    fn aggregate_id(&self) -> String {
+    pub(crate) fn aggregate_id(&self) -> String {
         self.envelope["aggregate_id"]
             .as_str()
             .expect("aggregate_id")
             .to_owned()
     }
 
-    fn sequence(&self) -> i64 {
+    pub(crate) fn sequence(&self) -> i64 {
         self.envelope["sequence"].as_i64().expect("sequence")
     }
 }
@@ -149,7 +160,17 @@ impl Received {
 /// `expected` messages arrived, then `settle` longer (to see duplicates), and returns them in
 /// the order they were consumed.
 async fn consume(prefix: &str, expected: usize, settle: Duration) -> Vec<Received> {
-    let consumer = test_support::kafka_consumer("relay_test");
+    consume_at(&servers().kafka.brokers, prefix, expected, settle).await
+}
+
+/// [`consume`] from the broker at `brokers`.
+pub(crate) async fn consume_at(
+    brokers: &str,
+    prefix: &str,
+    expected: usize,
+    settle: Duration,
+) -> Vec<Received> {
+    let consumer = test_support::kafka_consumer_at(brokers, "relay_test");
     let topics: Vec<String> = relay::AGGREGATE_TYPES
         .iter()
         .map(|aggregate_type| format!("{prefix}.{aggregate_type}"))
@@ -216,7 +237,7 @@ fn assert_no_duplicates(received: &[Received]) {
 }
 
 /// Per aggregate, the sequences in the order consumed.
-fn sequences_by_aggregate(received: &[Received]) -> HashMap<String, Vec<i64>> {
+pub(crate) fn sequences_by_aggregate(received: &[Received]) -> HashMap<String, Vec<i64>> {
     let mut by_aggregate: HashMap<String, Vec<i64>> = HashMap::new();
     for message in received {
         by_aggregate
