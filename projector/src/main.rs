@@ -1,6 +1,10 @@
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use clap::Parser as _;
-use tasktrail_projector::cli::{Cli, Command};
+use tasktrail_projector::cli::{Cli, Command, ParkedCommand};
+use tasktrail_projector::parked::{self, Retried};
+use tasktrail_projector::replay::{self, ReplayOptions};
 use tasktrail_projector::settings::Settings;
 use tasktrail_projector::startup;
 
@@ -18,5 +22,86 @@ async fn main() -> anyhow::Result<()> {
                 .run_until_stopped(service_runtime::shutdown::signal())
                 .await
         }
+        Command::Replay {
+            projection,
+            dry_run,
+            quiet,
+        } => {
+            let store = startup::store(&settings).await?;
+            let options = ReplayOptions {
+                projection,
+                dry_run,
+                progress: !quiet,
+            };
+            let report = replay::replay(&store, &settings.projector, options)
+                .await
+                .context("replay failed")?;
+            let mut err = std::io::stderr().lock();
+            writeln!(
+                err,
+                "replayed {} events in {:.1} s ({:.0} events/s) into generation {}",
+                report.events,
+                report.elapsed.as_secs_f64(),
+                report.rate(),
+                report.generation
+            )?;
+            if dry_run {
+                let mut out = std::io::stdout().lock();
+                for difference in &report.differences {
+                    writeln!(out, "{difference}")?;
+                }
+                if !report.differences.is_empty() {
+                    writeln!(err, "{} differences", report.differences.len())?;
+                    drop(out);
+                    drop(err);
+                    std::process::exit(1);
+                }
+                writeln!(err, "no differences")?;
+            }
+            Ok(())
+        }
+        Command::Parked { command } => {
+            let store = startup::store(&settings).await?;
+            let mut out = std::io::stdout().lock();
+            match command {
+                ParkedCommand::List => {
+                    let all = parked::list(&store.db).await?;
+                    if all.is_empty() {
+                        writeln!(out, "no parked events")?;
+                    }
+                    for p in all {
+                        writeln!(
+                            out,
+                            "{} {} seq={} pos={} {} held={} parked_at={} reason: {}",
+                            p.aggregate_type,
+                            p.aggregate_id,
+                            p.sequence,
+                            p.global_position,
+                            p.event_type,
+                            p.held.len(),
+                            p.parked_at.to_rfc3339(),
+                            p.reason
+                        )?;
+                    }
+                    Ok(())
+                }
+                ParkedCommand::Retry { aggregate_id } => {
+                    report(&mut out, parked::retry(&store, &aggregate_id).await?)
+                }
+                ParkedCommand::Drop { aggregate_id } => {
+                    report(&mut out, parked::drop_event(&store, &aggregate_id).await?)
+                }
+            }
+        }
+    }
+}
+
+fn report(out: &mut impl std::io::Write, retried: Retried) -> anyhow::Result<()> {
+    match retried {
+        Retried::Applied(applied) => {
+            writeln!(out, "applied {applied} events; no longer parked")?;
+            Ok(())
+        }
+        Retried::StillParked(reason) => anyhow::bail!("still parked: {reason}"),
     }
 }

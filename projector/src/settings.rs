@@ -9,25 +9,80 @@ use service_runtime::telemetry::LogSettings;
 /// The port of the projector's `/healthz`, `/readyz` and `/metrics` unless `TASKTRAIL_HTTP__PORT` says otherwise.
 pub const DEFAULT_PORT: u16 = 8083;
 
+/// Everything the projector reads from its settings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// `/healthz`, `/readyz`, `/metrics`.
     pub http: HttpSettings,
     /// The event store: filling gaps and replays read it.
     #[serde(default)]
     pub database: DatabaseSettings,
+    /// The event stream.
     #[serde(default)]
     pub kafka: KafkaSettings,
+    /// The document read models.
     #[serde(default)]
     pub mongo: MongoSettings,
+    /// The hot read models.
     #[serde(default)]
     pub redis: RedisSettings,
+    /// Logging.
     #[serde(default)]
     pub log: LogSettings,
+    /// The projector itself (`TASKTRAIL_PROJECTOR__*`).
+    #[serde(default)]
+    pub projector: ProjectorSettings,
+}
+
+/// `TASKTRAIL_PROJECTOR__*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ProjectorSettings {
+    /// Kafka consumer group (`GROUP_ID`, default `tasktrail-projector`).
+    pub group_id: String,
+    /// Messages per batch (`BATCH_SIZE`, default 500).
+    pub batch_size: usize,
+    /// How long a batch waits for more messages after its first (`BATCH_WAIT_MS`, default 50).
+    pub batch_wait_ms: u64,
+    /// Aggregates applied at once within a batch (`CONCURRENCY`, default 8).
+    pub concurrency: usize,
+    /// Consumer session timeout (`SESSION_TIMEOUT_MS`, default 6000).
+    pub session_timeout_ms: u64,
+    /// Consumer heartbeat interval (`HEARTBEAT_INTERVAL_MS`, default 500).
+    pub heartbeat_interval_ms: u64,
+    /// Seconds between two passes of the deadline job (`DEADLINE_INTERVAL_SECS`, default 60).
+    pub deadline_interval_secs: u64,
+    /// Events read from PostgreSQL per replay batch (`REPLAY_BATCH_SIZE`, default 5000).
+    pub replay_batch_size: i64,
+    /// Seconds between a replay's swap and dropping the old generation (`DROP_OLD_AFTER_SECS`, default 10).
+    pub drop_old_after_secs: u64,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        Self {
+            group_id: "tasktrail-projector".to_owned(),
+            batch_size: 500,
+            batch_wait_ms: 50,
+            concurrency: 8,
+            session_timeout_ms: 6000,
+            heartbeat_interval_ms: 500,
+            deadline_interval_secs: 60,
+            replay_batch_size: 5000,
+            drop_old_after_secs: 10,
+        }
+    }
 }
 
 impl Settings {
     /// Defaults, then `TASKTRAIL_CONFIG_FILE`, then the environment.
     pub fn load() -> anyhow::Result<Self> {
-        service_runtime::settings::load(&[("http.port", &DEFAULT_PORT.to_string())])
+        let settings: Self =
+            service_runtime::settings::load(&[("http.port", &DEFAULT_PORT.to_string())])?;
+        anyhow::ensure!(
+            settings.projector.batch_size > 0 && settings.projector.replay_batch_size > 0,
+            "TASKTRAIL_PROJECTOR__BATCH_SIZE and __REPLAY_BATCH_SIZE must be positive"
+        );
+        Ok(settings)
     }
 }

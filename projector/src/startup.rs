@@ -1,22 +1,67 @@
 //! Builds the projector's process from its settings.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
+use service_runtime::metrics::{self, Metrics};
 
+use crate::live::{self, LiveStatus};
+use crate::metrics::ProjectorMetrics;
 use crate::settings::Settings;
+use crate::store::Store;
 
-/// The projector's HTTP side (`/healthz`, `/readyz`), bound and ready to serve.
-/// Dependencies connect lazily: one that is down shows on `/readyz`.
-pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+/// Connects (lazily) to the event store, MongoDB and Redis.
+///
+/// # Errors
+/// An invalid URL.
+pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
     let pool = event_store::connect_lazy(&settings.database)?;
     let mongo = service_runtime::mongo::connect(&settings.mongo).await?;
     let redis = service_runtime::redis::connect(&settings.redis)?;
+    Ok(Store {
+        db: mongo.database(&settings.mongo.database),
+        redis,
+        prefix: settings.redis.key_prefix.clone(),
+        pool,
+    })
+}
+
+/// The projector (`projector run`): its HTTP side (`/healthz`, `/readyz`, `/metrics`), bound
+/// and ready to serve, hosting the Kafka consumer and the deadline job. Dependencies connect
+/// lazily: one that is down shows on `/readyz`, and the consumer retries.
+///
+/// # Errors
+/// An invalid setting or a port that cannot be bound.
+pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+    let store = store(&settings).await?;
+    let status = Arc::new(LiveStatus::default());
     let readiness = Readiness::new()
         .with(health::Kafka::connect(&settings.kafka.brokers)?)
-        .with(health::Mongo(mongo))
-        .with(health::Redis(redis))
-        .with(health::Postgres(pool));
-    let router = Router::new().merge(health::router(readiness));
-    Server::bind(&settings.http, router).await
+        .with(health::Mongo(store.db.client().clone()))
+        .with(health::Redis(store.redis.clone()))
+        .with(health::Postgres(store.pool.clone()));
+    let metrics = Metrics::new().with(ProjectorMetrics::new(
+        Arc::clone(&status),
+        store.pool.clone(),
+        store.db.clone(),
+    ));
+    let router = Router::new()
+        .merge(health::router(readiness))
+        .merge(metrics::router(metrics));
+    let mut server = Server::bind(&settings.http, router).await?;
+    let consumer_store = store.clone();
+    let brokers = settings.kafka.brokers.clone();
+    let prefix = settings.kafka.topic_prefix.clone();
+    let projector = settings.projector.clone();
+    server.spawn_task("projector", move |stop| {
+        live::run(consumer_store, brokers, prefix, projector, status, stop)
+    });
+    let interval = Duration::from_secs(settings.projector.deadline_interval_secs.max(1));
+    server.spawn_task("deadline job", move |stop| {
+        live::deadline_job(store, interval, stop)
+    });
+    Ok(server)
 }

@@ -1,5 +1,9 @@
 //! The query API's settings (`TASKTRAIL_*`, see `.env.example`).
 
+use std::time::Duration;
+
+use auth::AuthSettings;
+use auth::rate_limit::RateLimitSettings;
 use serde::Deserialize;
 use service_runtime::settings::{DatabaseSettings, HttpSettings, MongoSettings, RedisSettings};
 use service_runtime::telemetry::LogSettings;
@@ -7,23 +11,112 @@ use service_runtime::telemetry::LogSettings;
 /// The port the query API listens on unless `TASKTRAIL_HTTP__PORT` says otherwise.
 pub const DEFAULT_PORT: u16 = 8082;
 
+/// Everything the query API reads at start.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// Where it listens.
     pub http: HttpSettings,
-    /// Read only for a task's history (its events); lists never touch the event store.
+    /// Read only for a task's history (its events) and revoked tokens; lists never touch the
+    /// event store.
     #[serde(default)]
     pub database: DatabaseSettings,
+    /// The document read models.
     #[serde(default)]
     pub mongo: MongoSettings,
+    /// The hot read models (users, projects, statistics), revocations and rate limits.
     #[serde(default)]
     pub redis: RedisSettings,
+    /// How tokens are verified (the query API never issues them).
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// Requests per caller and window, shared with the command API's counters in Redis.
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+    /// Read-your-writes (`min_version`).
+    #[serde(default)]
+    pub read: ReadSettings,
+    /// Logging.
     #[serde(default)]
     pub log: LogSettings,
 }
 
+/// `TASKTRAIL_READ__*`: how long a request with `min_version` waits for the read model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ReadSettings {
+    /// The longest wait for `min_version` before answering 409 `read_model_behind`
+    /// (`TASKTRAIL_READ__MIN_VERSION_TIMEOUT_MS`, 0..=60000).
+    pub min_version_timeout_ms: u64,
+    /// How often the read model is polled while waiting (`TASKTRAIL_READ__POLL_INTERVAL_MS`, >= 1).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for ReadSettings {
+    fn default() -> Self {
+        Self {
+            min_version_timeout_ms: 5000,
+            poll_interval_ms: 20,
+        }
+    }
+}
+
+impl ReadSettings {
+    /// The bound of a `min_version` wait.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.min_version_timeout_ms)
+    }
+
+    /// The pause between two polls of a `min_version` wait.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+
+    /// Refuses values that cannot work, naming the variable.
+    ///
+    /// # Errors
+    /// A timeout over a minute or a zero poll interval.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.min_version_timeout_ms <= 60_000,
+            "TASKTRAIL_READ__MIN_VERSION_TIMEOUT_MS must be at most 60000 (got {})",
+            self.min_version_timeout_ms
+        );
+        anyhow::ensure!(
+            self.poll_interval_ms >= 1,
+            "TASKTRAIL_READ__POLL_INTERVAL_MS must be at least 1"
+        );
+        Ok(())
+    }
+}
+
 impl Settings {
     /// Defaults, then `TASKTRAIL_CONFIG_FILE`, then the environment.
+    ///
+    /// # Errors
+    /// Unreadable or invalid settings.
     pub fn load() -> anyhow::Result<Self> {
         service_runtime::settings::load(&[("http.port", &DEFAULT_PORT.to_string())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_defaults_and_validation() {
+        let read = ReadSettings::default();
+        assert_eq!(read.timeout(), Duration::from_secs(5));
+        read.validate().expect("defaults are valid");
+        let too_long = ReadSettings {
+            min_version_timeout_ms: 60_001,
+            ..ReadSettings::default()
+        };
+        assert!(too_long.validate().is_err());
+        let no_poll = ReadSettings {
+            poll_interval_ms: 0,
+            ..ReadSettings::default()
+        };
+        assert!(no_poll.validate().is_err());
     }
 }

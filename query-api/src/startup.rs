@@ -1,20 +1,97 @@
 //! Builds the query API from its settings and runs it until shutdown.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::rate_limit::{self, RateLimiter};
+use auth::{Authenticator, Revocations, Tokens};
 use axum::Router;
 use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
+use service_runtime::metrics::Metrics;
 
+use crate::consistency::Consistency;
+use crate::metrics::{QueryMetrics, RequestCounts};
 use crate::settings::Settings;
+use crate::state::AppState;
+use crate::store::ReadStore;
+use crate::{openapi, routes};
 
-/// Connects to its dependencies lazily (one that is down shows on `/readyz`) and binds.
-pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+/// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
+const REVOCATION_MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
+
+/// The whole application (routes, docs, health, metrics) and the revocations whose
+/// maintenance the server runs. Connects to every dependency lazily: one that is down shows on
+/// `/readyz` and in the answers that need it, never as a failure to start.
+///
+/// # Errors
+/// Invalid settings (a URL, the auth keys, the rate limit or read settings).
+pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
+    settings.auth.warn_if_dev_default();
+    settings.rate_limit.validate()?;
+    settings.read.validate()?;
     let pool = event_store::connect_lazy(&settings.database)?;
     let mongo = service_runtime::mongo::connect(&settings.mongo).await?;
     let redis = service_runtime::redis::connect(&settings.redis)?;
+    let prefix = settings.redis.key_prefix.clone();
+
+    let tokens = Arc::new(Tokens::verify_only(&settings.auth)?);
+    let revocations = Revocations::new(redis.clone(), pool.clone(), prefix.clone());
+    let authenticator = Authenticator::new(Arc::clone(&tokens), revocations.clone());
+    let limiter = RateLimiter::new(redis.clone(), prefix.clone(), &settings.rate_limit, tokens);
+    let store = ReadStore::new(
+        mongo.database(&settings.mongo.database),
+        redis.clone(),
+        prefix,
+    );
+    let consistency = Consistency::new(&settings.read);
+    let requests = RequestCounts::default();
+    let metrics = Metrics::new().with(QueryMetrics {
+        requests: requests.clone(),
+        store: store.clone(),
+        consistency: consistency.clone(),
+    });
     let readiness = Readiness::new()
         .with(health::Mongo(mongo))
         .with(health::Redis(redis))
-        .with(health::Postgres(pool));
-    let router = Router::new().merge(health::router(readiness));
-    Server::bind(&settings.http, router).await
+        .with(health::Postgres(pool.clone()));
+    let state = AppState {
+        store,
+        pool,
+        authenticator,
+        consistency,
+    };
+    let queries = routes::router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            requests,
+            crate::metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            rate_limit::middleware,
+        ))
+        .with_state(state);
+    let router = Router::new()
+        .merge(queries)
+        .merge(openapi::router())
+        .merge(health::router(readiness))
+        .merge(service_runtime::metrics::router(metrics));
+    Ok((router, revocations))
+}
+
+/// [`app`], bound to its address, with the revocation maintenance running in the background.
+///
+/// # Errors
+/// Invalid settings, or the address cannot be bound.
+pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+    let (router, revocations) = app(&settings).await?;
+    let mut server = Server::bind(&settings.http, router).await?;
+    // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
+    server.spawn_task("revocation maintenance", |stop| async move {
+        revocations
+            .run_maintenance(REVOCATION_MAINTENANCE_PERIOD, stop.cancelled_owned())
+            .await;
+        Ok(())
+    });
+    Ok(server)
 }

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::MatchedPath;
 use axum::http::Request;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -87,7 +87,9 @@ pub struct Server {
     router: Router,
     /// Cancelled when the server stops; every background task watches it.
     stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// Aborted when dropped: a server whose future is dropped (a killed service in a test, a
+    /// failed start) leaves no task running behind it.
+    tasks: JoinSet<()>,
 }
 
 /// How long a stopping server waits for its background tasks to finish.
@@ -100,7 +102,7 @@ impl Server {
             listener: bind(settings).await?,
             router: with_observability(with_json_fallbacks(router)),
             stop: CancellationToken::new(),
-            tasks: Vec::new(),
+            tasks: JoinSet::new(),
         })
     }
 
@@ -112,7 +114,7 @@ impl Server {
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let running = task(self.stop.child_token());
-        self.tasks.push(tokio::spawn(async move {
+        self.tasks.spawn(async move {
             match running.await {
                 Ok(()) => tracing::info!(task = name, "background task stopped"),
                 Err(error) => tracing::error!(
@@ -121,7 +123,7 @@ impl Server {
                     "background task failed"
                 ),
             }
-        }));
+        });
     }
 
     /// The port actually bound.
@@ -141,7 +143,8 @@ impl Server {
         })
         .await;
         self.stop.cancel();
-        let finished = futures::future::join_all(self.tasks);
+        let mut tasks = self.tasks;
+        let finished = async move { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(TASK_STOP_TIMEOUT, finished)
             .await
             .is_err()

@@ -16,6 +16,7 @@ fn settings(db: &TestDatabase) -> Settings {
         mongo: servers().mongo.clone(),
         redis: servers().redis.clone(),
         log: Default::default(),
+        projector: Default::default(),
     }
 }
 

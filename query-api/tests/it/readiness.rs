@@ -1,27 +1,15 @@
 //! `/healthz` and `/readyz` of the query API against the real servers.
 
-use service_runtime::settings::{DatabaseSettings, HttpSettings, MongoSettings, Secret};
-use tasktrail_query_api::settings::Settings;
 use tasktrail_query_api::startup;
-use test_support::{TestDatabase, dead_address, get_json, servers, spawn};
+use test_support::{TestDatabase, get_json, spawn, unique_name};
 
-fn settings(db: &TestDatabase) -> Settings {
-    Settings {
-        http: HttpSettings::with_port(0),
-        database: DatabaseSettings {
-            url: Secret::new(db.url.clone()),
-            ..DatabaseSettings::default()
-        },
-        mongo: servers().mongo.clone(),
-        redis: servers().redis.clone(),
-        log: Default::default(),
-    }
-}
+use crate::helpers::{dead_mongo, settings};
 
 #[tokio::test]
 async fn ready_when_mongodb_redis_and_postgres_answer() {
     let db = TestDatabase::new().await;
-    let url = spawn(startup::build(settings(&db)).await.expect("build"));
+    let settings = settings(&db, &unique_name("qtest"), &unique_name("qtest"));
+    let url = spawn(startup::build(settings).await.expect("build"));
     let (status, body) = get_json(&format!("{url}/readyz")).await;
     assert_eq!(status, 200, "{body}");
     for dependency in ["mongodb", "redis", "postgres"] {
@@ -32,16 +20,8 @@ async fn ready_when_mongodb_redis_and_postgres_answer() {
 #[tokio::test]
 async fn unavailable_names_mongodb_when_it_is_down() {
     let db = TestDatabase::new().await;
-    let settings = Settings {
-        mongo: MongoSettings {
-            url: Secret::new(format!(
-                "mongodb://{}/?directConnection=true&serverSelectionTimeoutMS=500",
-                dead_address()
-            )),
-            ..MongoSettings::default()
-        },
-        ..settings(&db)
-    };
+    let mut settings = settings(&db, &unique_name("qtest"), &unique_name("qtest"));
+    settings.mongo = dead_mongo();
     let url = spawn(startup::build(settings).await.expect("build"));
     let (status, body) = get_json(&format!("{url}/readyz")).await;
     assert_eq!(status, 503, "{body}");

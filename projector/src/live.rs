@@ -1,0 +1,401 @@
+//! `projector run`: the Kafka consumer group over the three topics.
+//!
+//! Messages are read in batches (up to `batch_size`, waiting at most `batch_wait_ms` after the
+//! first), grouped by aggregate and applied ([`Store::apply_aggregate`]), several aggregates at
+//! once; offsets are committed only after every MongoDB and Redis write of the batch succeeded.
+//! A batch that fails (a server down) is retried with backoff and never committed half-done.
+//! The active generation is re-read (cached ≤ 1 s) for every batch, so a replay's swap is
+//! followed within a batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use mongodb::bson::doc;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
+use read_model::{ActiveGeneration, Envelope, Generation, names};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::model::AggregateKey;
+use crate::parked;
+use crate::projection::AGGREGATE_TYPES;
+use crate::settings::ProjectorSettings;
+use crate::store::Store;
+
+/// `_id` in `read_model_meta` of the highest global position the projector applied.
+pub const POSITION_ID: &str = "projector_position";
+
+/// Counters of the live projector, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LiveStatus {
+    /// Events applied.
+    pub applied: AtomicU64,
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Messages that were not an envelope at all (skipped, logged).
+    pub undecodable: AtomicU64,
+    /// Batches that failed and were retried.
+    pub failures: AtomicU64,
+    /// Highest global position handled by this member.
+    pub position: AtomicI64,
+}
+
+struct Received {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+/// The topics of `prefix`.
+#[must_use]
+pub fn topics(prefix: &str) -> Vec<String> {
+    AGGREGATE_TYPES
+        .iter()
+        .map(|t| format!("{prefix}.{t}"))
+        .collect()
+}
+
+/// The consumer of the projector's group.
+///
+/// # Errors
+/// A configuration librdkafka refuses.
+pub fn consumer(brokers: &str, settings: &ProjectorSettings) -> anyhow::Result<StreamConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", &settings.group_id)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            settings.heartbeat_interval_ms.to_string(),
+        )
+        .set("topic.metadata.refresh.interval.ms", "2000")
+        .create()
+        .context("creating the projector's Kafka consumer")
+}
+
+/// Consumes until `stop` is cancelled.
+///
+/// # Errors
+/// The consumer cannot be created or subscribed.
+pub async fn run(
+    store: Store,
+    brokers: String,
+    topic_prefix: String,
+    settings: ProjectorSettings,
+    status: Arc<LiveStatus>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer = consumer(&brokers, &settings)?;
+    let topics = topics(&topic_prefix);
+    // Subscribing before the relay created the topics leaves them out of the group's first
+    // assignment on some brokers: wait until every topic has its partitions.
+    let mut waiting_logged = false;
+    loop {
+        let probe = consumer_probe(&brokers, &topics).await;
+        if probe {
+            break;
+        }
+        if !waiting_logged {
+            tracing::info!(
+                topics = topics.join(","),
+                "projector: waiting for the topics to exist"
+            );
+            waiting_logged = true;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topic_refs)
+        .context("subscribing to the event topics")?;
+    tracing::info!(
+        group = settings.group_id,
+        topics = topics.join(","),
+        "projector: consuming"
+    );
+    let generations = ActiveGeneration::new(store.db.clone());
+    let result = consume(&consumer, &store, &generations, &settings, &status, &stop).await;
+    // Closing a consumer can hang on the dev broker: never block the runtime on it.
+    drop(tokio::task::spawn_blocking(move || drop(consumer)));
+    result
+}
+
+/// Whether every topic exists with at least one partition.
+async fn consumer_probe(brokers: &str, topics: &[String]) -> bool {
+    let brokers = brokers.to_owned();
+    let topics = topics.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let Ok(client) = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create::<rdkafka::consumer::BaseConsumer>()
+        else {
+            return false;
+        };
+        let Ok(metadata) = client.fetch_metadata(None, Duration::from_secs(5)) else {
+            return false;
+        };
+        topics.iter().all(|name| {
+            metadata.topics().iter().any(|topic| {
+                topic.name() == name && topic.error().is_none() && !topic.partitions().is_empty()
+            })
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+async fn consume(
+    consumer: &StreamConsumer,
+    store: &Store,
+    generations: &ActiveGeneration,
+    settings: &ProjectorSettings,
+    status: &LiveStatus,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let batch_wait = Duration::from_millis(settings.batch_wait_ms);
+    loop {
+        let first = tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            message = consumer.recv() => message,
+        };
+        let mut batch = Vec::with_capacity(settings.batch_size);
+        match first {
+            Ok(message) => batch.push(owned(&message)),
+            Err(error) => {
+                tracing::warn!(error = %error, "projector: Kafka error");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + batch_wait;
+        while batch.len() < settings.batch_size {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(owned(&message)),
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %error, "projector: Kafka error");
+                    break;
+                }
+                Err(_elapsed) => break,
+            }
+        }
+        let mut failures = 0_u32;
+        loop {
+            match process(store, generations, settings, status, &batch).await {
+                Ok(()) => break,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    status.failures.fetch_add(1, Ordering::Relaxed);
+                    let pause = backoff(failures);
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        retry_in_ms = pause.as_millis(),
+                        "projector: applying a batch failed; retrying it"
+                    );
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+        commit(consumer, &batch)?;
+        status.batches.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> Received {
+    Received {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        payload: message.payload().map(<[u8]>::to_vec),
+    }
+}
+
+fn commit(consumer: &StreamConsumer, batch: &[Received]) -> anyhow::Result<()> {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let entry = next
+            .entry((message.topic.as_str(), message.partition))
+            .or_insert(0);
+        *entry = (*entry).max(message.offset + 1);
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .context("building the offsets to commit")?;
+    }
+    consumer
+        .commit(&list, CommitMode::Async)
+        .context("committing offsets")
+}
+
+/// Applies one batch of messages (all of it, or an error).
+async fn process(
+    store: &Store,
+    generations: &ActiveGeneration,
+    settings: &ProjectorSettings,
+    status: &LiveStatus,
+    batch: &[Received],
+) -> anyhow::Result<()> {
+    let mut order: Vec<AggregateKey> = Vec::new();
+    let mut groups: HashMap<AggregateKey, Vec<Envelope>> = HashMap::new();
+    for message in batch {
+        let decoded = message
+            .payload
+            .as_deref()
+            .map(serde_json::from_slice::<Envelope>);
+        match decoded {
+            Some(Ok(envelope)) => {
+                let key = (
+                    envelope.aggregate_type.clone(),
+                    envelope.aggregate_id.clone(),
+                );
+                let group = groups.entry(key.clone()).or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                });
+                group.push(envelope);
+            }
+            Some(Err(error)) => {
+                status.undecodable.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    topic = message.topic,
+                    partition = message.partition,
+                    offset = message.offset,
+                    error = %error,
+                    "projector: a message is not an event envelope; skipped"
+                );
+            }
+            None => {
+                status.undecodable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    if order.is_empty() {
+        return Ok(());
+    }
+    let generation = generations.get().await?;
+    let parked_keys = parked::parked_among(&store.db, &order).await?;
+    let dropped = parked::dropped(&store.db).await?;
+    let mut work = Vec::new();
+    for key in order {
+        let envelopes = groups.remove(&key).unwrap_or_default();
+        if parked_keys.contains(&key) {
+            parked::hold(&store.db, &key, &envelopes).await?;
+            continue;
+        }
+        work.push((key, envelopes));
+    }
+    let dropped = &dropped;
+    let mut results = futures::stream::iter(work)
+        .map(|(key, envelopes)| async move {
+            let span = tracing::debug_span!(
+                "aggregate",
+                aggregate_type = key.0,
+                aggregate_id = key.1,
+                request_id = envelopes
+                    .first()
+                    .and_then(|e| e.metadata.request_id.clone())
+                    .unwrap_or_default()
+            );
+            store
+                .apply_aggregate(generation, &key, envelopes, dropped)
+                .instrument(span)
+                .await
+        })
+        .buffer_unordered(settings.concurrency.max(1));
+    let mut applied = 0;
+    let mut position = 0;
+    while let Some(result) = results.next().await {
+        let result = result?;
+        applied += result.applied;
+        position = position.max(result.position);
+        if let Some((envelope, reason, held)) = result.parked {
+            parked::park(&store.db, &envelope, &reason, held).await?;
+        }
+    }
+    if position > 0 {
+        store
+            .db
+            .collection::<mongodb::bson::Document>(names::META)
+            .update_one(
+                doc! { "_id": POSITION_ID },
+                doc! { "$max": { "global_position": position } },
+            )
+            .upsert(true)
+            .await
+            .context("recording the applied position")?;
+    }
+    status.applied.fetch_add(applied, Ordering::Relaxed);
+    status.position.fetch_max(position, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The highest global position applied (by any member), from `read_model_meta`.
+///
+/// # Errors
+/// MongoDB unreachable.
+pub async fn applied_position(db: &mongodb::Database) -> anyhow::Result<i64> {
+    let found = db
+        .collection::<mongodb::bson::Document>(names::META)
+        .find_one(doc! { "_id": POSITION_ID })
+        .await
+        .context("reading the applied position")?;
+    Ok(found
+        .and_then(|d| d.get_i64("global_position").ok())
+        .unwrap_or(0))
+}
+
+/// The periodic deadline job: overdue notifications for open tasks past their due date.
+///
+/// # Errors
+/// Never (errors are logged and retried at the next tick).
+pub async fn deadline_job(
+    store: Store,
+    interval: Duration,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _instant = ticks.tick() => {}
+        }
+        let today = chrono::Utc::now().date_naive();
+        let outcome = async {
+            let generation = Generation::active(&store.db).await?;
+            store.overdue_pass(generation, today).await
+        }
+        .await;
+        match outcome {
+            Ok(overdue) => tracing::debug!(overdue, "projector: deadline pass done"),
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "projector: deadline pass failed"
+                );
+            }
+        }
+    }
+}
+
+/// 100 ms, 200 ms, 400 ms, … capped at 5 s.
+fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(6);
+    Duration::from_millis(100 * (1_u64 << exponent)).min(Duration::from_secs(5))
+}

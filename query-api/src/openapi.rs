@@ -1,0 +1,72 @@
+//! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`/docs`, assets vendored in the
+//! binary: it works offline).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::pagination::Page;
+use crate::routes::{notifications, projects, stats, tasks, users};
+use crate::views::{Notification, Project, Task, User};
+
+/// The query API's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "tasktrail query API",
+        description = "Reads (GET only) of tasktrail, served from the MongoDB and Redis read models \
+            that the projector builds from the event store. Every route except `/healthz`, `/readyz`, \
+            `/metrics`, `/openapi.json` and `/docs` needs `Authorization: Bearer <token>` (from the \
+            command API's `POST /auth/token`). Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`.\n\n\
+            **Visibility**: you see the projects you own or belong to and their tasks; admins see \
+            everything; anything else answers 404, exactly like a missing resource.\n\n\
+            **Read-your-writes**: the read models are updated shortly after a command is accepted. \
+            A command reply carries `{id, version}`: pass `?min_version=<version>` to \
+            `GET /users/{id}`, `/projects/{id}` or `/tasks/{id}` (or \
+            `?wait_for=<id>&min_version=<version>` to a list) and the query API waits, polling, \
+            until the read model reached that version, at most `TASKTRAIL_READ__MIN_VERSION_TIMEOUT_MS` \
+            (default 5000 ms). If it does not, the answer is 409 `read_model_behind` with \
+            `Retry-After: 1` and details `{aggregate_id, wanted, current}`. \
+            `GET /tasks/{id}/history` reads the event store and is always current.\n\n\
+            **Pagination**: lists answer `{items, next_cursor}`; pass `next_cursor` back as `cursor` \
+            (with the same filters, sort and order) for the next page; `limit` is 1..=100 (default 20).\n\n\
+            **Availability**: Redis down → reads are served from MongoDB; MongoDB down → 503 naming mongodb."
+    ),
+    paths(
+        users::list, users::search, users::by_id, users::by_username, users::me,
+        projects::list, projects::by_id, projects::by_name, stats::project_stats,
+        tasks::list, tasks::list_in_project, tasks::by_id, tasks::history,
+        notifications::list, stats::my_stats,
+    ),
+    components(schemas(Page<User>, Page<Project>, Page<Task>, Page<Notification>)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "users"),
+        (name = "projects", description = "Projects, the seeds' goals (aliases: /goals, /goals/{id}, /goals/{id}/tasks, /goals/{id}/stats)"),
+        (name = "tasks"), (name = "notifications"), (name = "stats"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/docs` (Swagger UI) and `/openapi.json`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", ApiDoc::openapi())
+        .into()
+}

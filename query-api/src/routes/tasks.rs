@@ -1,0 +1,466 @@
+//! `GET /tasks`, `/projects/{id}/tasks` (alias `/goals/{id}/tasks`), `/tasks/{id}` and
+//! `/tasks/{id}/history`. A user sees the tasks of the projects they own or belong to; admins
+//! see all; any other task is a 404. Deleted tasks are left out of lists and answer 404.
+
+#![expect(
+    unused_qualifications,
+    reason = "utoipa's `params(..)` expansion qualifies the IntoParams types"
+)]
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use mongodb::bson::{Bson, doc};
+use read_model::documents::{TaskView, status};
+use read_model::names;
+use serde::{Deserialize, Serialize};
+use sqlx::Row as _;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::consistency::{MinVersion, wait_pair};
+use crate::error::ApiError;
+use crate::extract::{AppQuery, PathId, Viewer};
+use crate::pagination::{self, Order, Page, Sorting};
+use crate::routes::projects::read_project;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::views::{Task, today};
+
+/// The task routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tasks", get(list))
+        .route("/tasks/{id}", get(by_id))
+        .route("/tasks/{id}/history", get(history))
+        .route("/projects/{id}/tasks", get(list_in_project))
+        .route("/goals/{id}/tasks", get(list_in_project))
+}
+
+/// The longest text of `q`.
+const MAX_Q_CHARS: usize = 100;
+/// The most events one history page holds.
+const MAX_HISTORY: u32 = 1000;
+
+/// A task status, as a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusFilter {
+    /// Not started.
+    Pending,
+    /// Being worked on.
+    InProgress,
+    /// Finished.
+    Done,
+    /// Given up.
+    Cancelled,
+}
+
+impl StatusFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => status::PENDING,
+            Self::InProgress => status::IN_PROGRESS,
+            Self::Done => status::DONE,
+            Self::Cancelled => status::CANCELLED,
+        }
+    }
+}
+
+/// What a task list is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    /// Creation time (default; newest first unless `order=asc`).
+    #[default]
+    CreatedAt,
+    /// Due date (earliest first unless `order=desc`; tasks without one come first in
+    /// ascending order, last in descending order).
+    DueDate,
+    /// Time of the last change (most recent first unless `order=asc`).
+    UpdatedAt,
+}
+
+impl SortField {
+    fn sorting(self, order: Option<Order>) -> Sorting {
+        let (field, default) = match self {
+            Self::CreatedAt => ("created_at", Order::Desc),
+            Self::DueDate => ("due_date", Order::Asc),
+            Self::UpdatedAt => ("updated_at", Order::Desc),
+        };
+        Sorting {
+            field,
+            order: order.unwrap_or(default),
+        }
+    }
+}
+
+/// Filters, order and page of a task list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTasks {
+    /// Only this project's tasks (`GET /tasks` only; nested routes take it from the path).
+    pub project_id: Option<Uuid>,
+    /// Only tasks with this status.
+    #[param(inline)]
+    pub status: Option<StatusFilter>,
+    /// Only tasks assigned to this user (a UUID, or `me`).
+    pub assignee_id: Option<String>,
+    /// Only overdue tasks (`true`: due before today, UTC, and pending or in progress) or only
+    /// tasks that are not overdue (`false`).
+    pub overdue: Option<bool>,
+    /// Only tasks whose title contains this text (case-insensitive, 1..=100 characters).
+    pub q: Option<String>,
+    /// `created_at` (default), `due_date` or `updated_at`.
+    #[param(inline)]
+    pub sort: Option<SortField>,
+    /// `asc` or `desc` (default: `desc` for times, `asc` for `due_date`).
+    #[param(inline)]
+    pub order: Option<Order>,
+    /// Items per page (1..=100, default 20).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (same filters, sort and order).
+    pub cursor: Option<String>,
+    /// With `min_version`: first wait until this task's read model reached that version.
+    pub wait_for: Option<Uuid>,
+    /// See `wait_for`.
+    pub min_version: Option<u64>,
+}
+
+/// Tasks of my projects (every project for admins), filtered, sorted and paginated.
+#[utoipa::path(get, path = "/tasks", tag = "tasks", security(("bearer" = [])),
+    params(ListTasks),
+    responses(
+        (status = 200, body = Page<Task>),
+        (status = 401, description = "Missing, invalid, expired or revoked token"),
+        (status = 404, description = "`project_id` names no project of yours"),
+        (status = 409, description = "`read_model_behind`: `wait_for` did not reach `min_version` in time"),
+        (status = 422, description = "Invalid parameter"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    AppQuery(params): AppQuery<ListTasks>,
+) -> Result<Json<Page<Task>>, ApiError> {
+    let project = params.project_id;
+    list_tasks(&state, &viewer, project, params).await
+}
+
+/// The tasks of one project (alias `/goals/{id}/tasks`), with the filters of `GET /tasks`.
+#[utoipa::path(get, path = "/projects/{id}/tasks", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id"), ListTasks),
+    responses(
+        (status = 200, body = Page<Task>),
+        (status = 400, description = "`invalid_id`: not a UUID"),
+        (status = 401, description = "Missing, invalid, expired or revoked token"),
+        (status = 404, description = "No such project, or not yours"),
+        (status = 409, description = "`read_model_behind`: `wait_for` did not reach `min_version` in time"),
+        (status = 422, description = "Invalid parameter"),
+    ))]
+pub async fn list_in_project(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    PathId(project_id): PathId,
+    AppQuery(params): AppQuery<ListTasks>,
+) -> Result<Json<Page<Task>>, ApiError> {
+    if params.project_id.is_some() {
+        return Err(ApiError::invalid(
+            "project_id is taken from the path here; use GET /tasks?project_id= instead",
+        ));
+    }
+    list_tasks(&state, &viewer, Some(project_id), params).await
+}
+
+async fn list_tasks(
+    state: &AppState,
+    viewer: &Viewer,
+    project_id: Option<Uuid>,
+    params: ListTasks,
+) -> Result<Json<Page<Task>>, ApiError> {
+    let limit = pagination::limit(params.limit)?;
+    let sorting = params.sort.unwrap_or_default().sorting(params.order);
+    let wait = wait_pair(params.wait_for, params.min_version)?;
+    let today = today();
+    let mut conditions = vec![doc! { "deleted": false }];
+    match project_id {
+        Some(project_id) => {
+            let id = project_id.to_string();
+            if read_project(state, viewer, &id, None).await?.is_none() {
+                return Err(ApiError::not_found("project", &id));
+            }
+            conditions.push(doc! { "project_id": id });
+        }
+        None => {
+            if let Some(ids) = state.visible_project_ids(viewer).await? {
+                conditions.push(doc! { "project_id": { "$in": ids } });
+            }
+        }
+    }
+    if let Some(status) = params.status {
+        conditions.push(doc! { "status": status.as_str() });
+    }
+    if let Some(assignee) = params.assignee_id.as_deref() {
+        let assignee = if assignee == "me" {
+            viewer.id()
+        } else {
+            Uuid::parse_str(assignee)
+                .map_err(|_| {
+                    ApiError::invalid(format!(
+                        "assignee_id must be a UUID or `me` (got {assignee:?})"
+                    ))
+                })?
+                .to_string()
+        };
+        conditions.push(doc! { "assignee_id": assignee });
+    }
+    let today_text = today.format("%Y-%m-%d").to_string();
+    match params.overdue {
+        Some(true) => conditions.push(doc! {
+            "due_date": { "$ne": Bson::Null, "$lt": &today_text },
+            "status": { "$in": status::OPEN.to_vec() },
+        }),
+        Some(false) => conditions.push(doc! { "$or": [
+            { "due_date": Bson::Null },
+            { "due_date": { "$gte": &today_text } },
+            { "status": { "$nin": status::OPEN.to_vec() } },
+        ] }),
+        None => {}
+    }
+    if let Some(q) = params.q.as_deref() {
+        let q = q.trim().to_lowercase();
+        if q.is_empty() || q.chars().count() > MAX_Q_CHARS {
+            return Err(ApiError::invalid(format!(
+                "q must be 1 to {MAX_Q_CHARS} characters"
+            )));
+        }
+        conditions.push(doc! { "title_lower": { "$regex": escape_regex(&q) } });
+    }
+    if let Some((id, version)) = wait {
+        read_task(state, viewer, &id, Some(version)).await?;
+    }
+    let page: Page<TaskView> = pagination::page(
+        &state.store,
+        names::tasks,
+        doc! { "$and": conditions },
+        sorting,
+        limit,
+        params.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(|t| Task::on(t, today)).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// `text` as a regular expression that matches it literally.
+pub fn escape_regex(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if c.is_ascii_punctuation() {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// One task.
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id"), MinVersion),
+    responses(
+        (status = 200, body = Task),
+        (status = 400, description = "`invalid_id`: not a UUID"),
+        (status = 401, description = "Missing, invalid, expired or revoked token"),
+        (status = 404, description = "No such task, deleted, or not in a project of yours"),
+        (status = 409, description = "`read_model_behind`: `min_version` not reached in time; `Retry-After: 1`"),
+    ))]
+pub async fn by_id(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    PathId(id): PathId,
+    AppQuery(params): AppQuery<MinVersion>,
+) -> Result<Json<Task>, ApiError> {
+    let id = id.to_string();
+    let task = read_task(&state, &viewer, &id, params.min_version)
+        .await?
+        .filter(|t| !t.deleted)
+        .ok_or_else(|| ApiError::not_found("task", &id))?;
+    Ok(Json(Task::on(task, today())))
+}
+
+async fn read_task(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    min_version: Option<u64>,
+) -> Result<Option<TaskView>, ApiError> {
+    state
+        .consistency
+        .read(
+            id,
+            min_version,
+            |t: &TaskView| t.version,
+            || state.visible_task(viewer, id),
+        )
+        .await
+}
+
+/// `GET /tasks/{id}/history` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Only events with a larger sequence (the `next_after` of the previous page).
+    pub after: Option<u64>,
+    /// Events per page (1..=1000, default 1000).
+    pub limit: Option<u32>,
+}
+
+/// One event of a task, as stored in the event store.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryEvent {
+    /// The event's sequence within the task (1, 2, …).
+    pub sequence: i64,
+    /// E.g. `TaskCreated`, `TaskStatusChanged`.
+    pub event_type: String,
+    /// The event's schema version.
+    pub event_version: String,
+    /// The event itself (task events carry no secrets).
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// When it was recorded.
+    pub occurred_at: DateTime<Utc>,
+    /// Who caused it (user id), if known.
+    pub actor: Option<String>,
+    /// The HTTP request that caused it, if known.
+    pub request_id: Option<String>,
+}
+
+/// A page of a task's history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct History {
+    /// The task id.
+    pub task_id: String,
+    /// Its events in sequence order.
+    pub events: Vec<HistoryEvent>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+/// The events of a task in order, read from the event store (always current: no
+/// `min_version` needed).
+#[utoipa::path(get, path = "/tasks/{id}/history", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id"), HistoryParams),
+    responses(
+        (status = 200, body = History),
+        (status = 400, description = "`invalid_id`: not a UUID"),
+        (status = 401, description = "Missing, invalid, expired or revoked token"),
+        (status = 404, description = "No such task, or not in a project of yours"),
+        (status = 503, description = "PostgreSQL or MongoDB unavailable"),
+    ))]
+pub async fn history(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    PathId(id): PathId,
+    AppQuery(params): AppQuery<HistoryParams>,
+) -> Result<Json<History>, ApiError> {
+    let limit = match params.limit {
+        None => MAX_HISTORY,
+        Some(limit) if (1..=MAX_HISTORY).contains(&limit) => limit,
+        Some(limit) => {
+            return Err(ApiError::invalid(format!(
+                "limit must be between 1 and {MAX_HISTORY} (got {limit})"
+            )));
+        }
+    };
+    let after = i64::try_from(params.after.unwrap_or(0))
+        .map_err(|_| ApiError::invalid("after is too large"))?;
+    let id = id.to_string();
+    // The project comes from the task's first event, so a task the projector has not reached
+    // yet still has a history; visibility is that of the project.
+    let created: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM events
+          WHERE aggregate_type = 'task' AND aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(&id)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(StoreError::from)?;
+    let project_id = created
+        .as_ref()
+        .and_then(|payload| payload.get("TaskCreated"))
+        .and_then(|created| created.get("project_id"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let Some(project_id) = project_id else {
+        return Err(ApiError::not_found("task", &id));
+    };
+    if !viewer.admin
+        && state
+            .visible_project(&viewer, &project_id, None)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::not_found("task", &id));
+    }
+    let rows = sqlx::query(
+        "SELECT sequence, event_type, event_version, payload, metadata, recorded_at
+           FROM events
+          WHERE aggregate_type = 'task' AND aggregate_id = $1 AND sequence > $2
+          ORDER BY sequence
+          LIMIT $3",
+    )
+    .bind(&id)
+    .bind(after)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(StoreError::from)?;
+    let mut events = rows
+        .iter()
+        .map(|row| {
+            let metadata: serde_json::Value = row.try_get("metadata")?;
+            let text = |key: &str| {
+                metadata
+                    .get(key)
+                    .and_then(serde_json::Value::as_str)
+                    .filter(|value| !value.is_empty())
+                    .map(str::to_owned)
+            };
+            Ok(HistoryEvent {
+                sequence: row.try_get("sequence")?,
+                event_type: row.try_get("event_type")?,
+                event_version: row.try_get("event_version")?,
+                payload: row.try_get("payload")?,
+                occurred_at: row.try_get("recorded_at")?,
+                actor: text("user_id"),
+                request_id: text("request_id"),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)?;
+    let more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next_after = more.then(|| events.last().map(|e| e.sequence)).flatten();
+    Ok(Json(History {
+        task_id: id,
+        events,
+        next_after,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_escaping_keeps_text_literal() {
+        assert_eq!(escape_regex("a.b*c"), r"a\.b\*c");
+        assert_eq!(escape_regex("fix (urgent)"), r"fix \(urgent\)");
+        assert_eq!(escape_regex("ünïcode"), "ünïcode");
+    }
+}

@@ -1,0 +1,244 @@
+//! What the query API answers: the read-model documents as API objects (`id` instead of `_id`,
+//! no search helper fields, `overdue` computed, e-mail only for oneself and admins).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use read_model::documents::{NotificationView, ProjectView, TaskCounts, TaskView, UserView};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::extract::Viewer;
+
+/// A user. `email` is shown only to the user themself and to admins.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    /// The user id.
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// E-mail address (only for yourself, or for admins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Age in years, if given.
+    pub age: Option<u8>,
+    /// `user` or `admin`.
+    pub role: String,
+    /// False once deactivated.
+    pub active: bool,
+    /// When the user registered.
+    pub created_at: DateTime<Utc>,
+    /// When the user last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The user's version (pass a command reply's `version` as `min_version`).
+    pub version: i64,
+}
+
+impl User {
+    /// The user as `viewer` may see it.
+    pub fn for_viewer(user: UserView, viewer: &Viewer) -> Self {
+        let own = viewer.admin || user.id == viewer.id();
+        Self {
+            email: own.then_some(user.email),
+            id: user.id,
+            username: user.username,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            age: user.age,
+            role: user.role,
+            active: user.active,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+            version: user.version,
+        }
+    }
+}
+
+/// Tasks by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusCounts {
+    /// Pending.
+    pub pending: i64,
+    /// In progress.
+    pub in_progress: i64,
+    /// Done.
+    pub done: i64,
+    /// Cancelled.
+    pub cancelled: i64,
+}
+
+impl StatusCounts {
+    /// Adds `count` tasks of `status` (unknown statuses are ignored).
+    pub fn add(&mut self, status: &str, count: i64) {
+        use read_model::documents::status;
+        match status {
+            status::PENDING => self.pending += count,
+            status::IN_PROGRESS => self.in_progress += count,
+            status::DONE => self.done += count,
+            status::CANCELLED => self.cancelled += count,
+            _ => {}
+        }
+    }
+
+    /// Every counted task.
+    pub fn total(&self) -> i64 {
+        self.pending + self.in_progress + self.done + self.cancelled
+    }
+}
+
+impl From<TaskCounts> for StatusCounts {
+    fn from(counts: TaskCounts) -> Self {
+        Self {
+            pending: counts.pending,
+            in_progress: counts.in_progress,
+            done: counts.done,
+            cancelled: counts.cancelled,
+        }
+    }
+}
+
+/// A project (the seeds' goal).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Project {
+    /// The project id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// The owner.
+    pub owner_id: String,
+    /// Members other than the owner.
+    pub member_ids: Vec<String>,
+    /// Deadline, if any.
+    pub deadline: Option<NaiveDate>,
+    /// True once archived.
+    pub archived: bool,
+    /// Not-deleted tasks by status.
+    pub task_counts: StatusCounts,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The project's version (for `min_version`).
+    pub version: i64,
+}
+
+impl From<ProjectView> for Project {
+    fn from(project: ProjectView) -> Self {
+        Self {
+            id: project.id,
+            name: project.name,
+            description: project.description,
+            owner_id: project.owner_id,
+            member_ids: project.member_ids,
+            deadline: project.deadline,
+            archived: project.archived,
+            task_counts: project.task_counts.into(),
+            created_at: project.created_at,
+            updated_at: project.updated_at,
+            version: project.version,
+        }
+    }
+}
+
+/// A task.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Task {
+    /// The task id.
+    pub id: String,
+    /// Its project.
+    pub project_id: String,
+    /// The project's name, once known.
+    pub project_name: Option<String>,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// `pending`, `in_progress`, `done` or `cancelled`.
+    pub status: String,
+    /// Assignee, if any.
+    pub assignee_id: Option<String>,
+    /// The assignee's username, once known.
+    pub assignee_username: Option<String>,
+    /// Who created it.
+    pub created_by: String,
+    /// Due date, if any.
+    pub due_date: Option<NaiveDate>,
+    /// Due before today (UTC) and still pending or in progress.
+    pub overdue: bool,
+    /// The day it was last marked done (while done).
+    pub completed_on: Option<NaiveDate>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The task's version (for `min_version`).
+    pub version: i64,
+}
+
+impl Task {
+    /// The task as seen on `today` (which decides `overdue`).
+    pub fn on(task: TaskView, today: NaiveDate) -> Self {
+        Self {
+            overdue: task.is_overdue(today),
+            id: task.id,
+            project_id: task.project_id,
+            project_name: task.project_name,
+            title: task.title,
+            description: task.description,
+            status: task.status,
+            assignee_id: task.assignee_id,
+            assignee_username: task.assignee_username,
+            created_by: task.created_by,
+            due_date: task.due_date,
+            completed_on: task.completed_on,
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+            version: task.version,
+        }
+    }
+}
+
+/// A notification.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Notification {
+    /// Its id.
+    pub id: String,
+    /// `task_assigned`, `task_status_changed` or `task_overdue`.
+    pub kind: String,
+    /// The task concerned.
+    pub task_id: String,
+    /// Its project.
+    pub project_id: String,
+    /// Human-readable text.
+    pub message: String,
+    /// Who caused it (absent for deadline reminders).
+    pub actor_id: Option<String>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+    /// Whether it was read.
+    pub read: bool,
+}
+
+impl From<NotificationView> for Notification {
+    fn from(n: NotificationView) -> Self {
+        Self {
+            id: n.id,
+            kind: n.kind,
+            task_id: n.task_id,
+            project_id: n.project_id,
+            message: n.message,
+            actor_id: n.actor_id,
+            created_at: n.created_at,
+            read: n.read,
+        }
+    }
+}
+
+/// Today in UTC (decides `overdue`).
+pub fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}

@@ -1,0 +1,376 @@
+//! The query API under test: a server of its own with a fresh MongoDB database, Redis key
+//! prefix and PostgreSQL database, and builders that seed read-model documents directly (through
+//! `read_model::documents`), so these tests do not depend on the projector.
+
+use std::time::Duration;
+
+use auth::{AuthSettings, Tokens};
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::Role;
+use mongodb::bson::doc;
+use read_model::documents::{NotificationView, ProjectView, TaskCounts, TaskView, UserView};
+use read_model::{keys, names};
+use redis::aio::ConnectionManager;
+use reqwest::StatusCode;
+use serde::Serialize;
+use serde_json::Value;
+use service_runtime::settings::{
+    DatabaseSettings, HttpSettings, MongoSettings, RedisSettings, Secret,
+};
+use tasktrail_query_api::settings::Settings;
+use tasktrail_query_api::startup;
+use test_support::{TestDatabase, servers, spawn, unique_name};
+use uuid::Uuid;
+
+/// The HS256 secret of these tests.
+pub const SECRET: &str = "a-query-test-secret-that-is-long-enough-for-hs256";
+
+/// A running query API and the stores it reads.
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub db: TestDatabase,
+    pub mongo: mongodb::Database,
+    pub redis: ConnectionManager,
+    pub prefix: String,
+    pub tokens: Tokens,
+}
+
+/// An answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    /// The ids of a page's items, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.body["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a page: {}", self.body))
+            .iter()
+            .map(|item| item["id"].as_str().expect("item id").to_owned())
+            .collect()
+    }
+}
+
+/// Settings pointing at the real servers, with a private database, prefix and port 0.
+pub fn settings(db: &TestDatabase, mongo_database: &str, prefix: &str) -> Settings {
+    let mut settings: Settings =
+        service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
+    settings.http = HttpSettings::with_port(0);
+    settings.database = DatabaseSettings {
+        url: Secret::new(db.url.clone()),
+        ..DatabaseSettings::default()
+    };
+    settings.mongo = MongoSettings {
+        database: mongo_database.to_owned(),
+        ..servers().mongo.clone()
+    };
+    settings.redis = RedisSettings {
+        key_prefix: prefix.to_owned(),
+        ..servers().redis.clone()
+    };
+    settings.auth.jwt_secret = Secret::new(SECRET);
+    settings.rate_limit.requests = 100_000;
+    settings.read.min_version_timeout_ms = 2000;
+    settings
+}
+
+/// A URL on which no server listens (a dependency that is down), failing fast.
+pub fn dead_mongo() -> MongoSettings {
+    MongoSettings {
+        url: Secret::new(format!(
+            "mongodb://{}/?directConnection=true&serverSelectionTimeoutMS=300",
+            test_support::dead_address()
+        )),
+        ..MongoSettings::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A query API whose settings `configure` may change (e.g. point Redis at a dead address);
+    /// the test's own handles always reach the real servers.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let db = TestDatabase::new().await;
+        let mongo_name = unique_name("qtest");
+        let prefix = unique_name("qtest");
+        let mut settings = settings(&db, &mongo_name, &prefix);
+        configure(&mut settings);
+        settings.log.filter = "warn".to_owned();
+        service_runtime::telemetry::init(&settings.log);
+        let url = spawn(startup::build(settings).await.expect("build the query API"));
+        let client = service_runtime::mongo::connect(&servers().mongo)
+            .await
+            .expect("MongoDB client");
+        let redis = service_runtime::redis::connect(&servers().redis).expect("Redis client");
+        let tokens = Tokens::from_settings(&AuthSettings {
+            jwt_secret: Secret::new(SECRET),
+            ..AuthSettings::default()
+        })
+        .expect("tokens");
+        Self {
+            url,
+            http: reqwest::Client::new(),
+            db,
+            mongo: client.database(&mongo_name),
+            redis,
+            prefix,
+            tokens,
+        }
+    }
+
+    /// A valid token of `user_id`.
+    pub fn token(&self, user_id: &str, role: Role) -> String {
+        let id = Uuid::parse_str(user_id).expect("a UUID");
+        self.tokens.issue(id, role).expect("issue").access_token
+    }
+
+    /// `GET path` with `token` (none if `None`).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET path` as `user`, expecting 200.
+    pub async fn ok(&self, path: &str, token: &str) -> Value {
+        let reply = self.get(path, Some(token)).await;
+        assert_eq!(reply.status, StatusCode::OK, "GET {path}: {}", reply.body);
+        reply.body
+    }
+
+    async fn upsert<T: Serialize + Send + Sync>(&self, collection: String, id: &str, document: &T) {
+        let document = read_model::codec::to_document(document).expect("to BSON");
+        self.mongo
+            .collection::<mongodb::bson::Document>(&collection)
+            .replace_one(doc! { "_id": id }, document)
+            .upsert(true)
+            .await
+            .unwrap_or_else(|e| panic!("seeding {collection}: {e}"));
+    }
+
+    pub async fn put_user(&self, user: &UserView) {
+        self.upsert(names::users(1), &user.id, user).await;
+    }
+
+    pub async fn put_project(&self, project: &ProjectView) {
+        self.upsert(names::projects(1), &project.id, project).await;
+    }
+
+    pub async fn put_task(&self, task: &TaskView) {
+        self.upsert(names::tasks(1), &task.id, task).await;
+    }
+
+    pub async fn put_notification(&self, notification: &NotificationView) {
+        self.upsert(names::notifications(1), &notification.id, notification)
+            .await;
+    }
+
+    /// Writes `value` as JSON under `key` in Redis.
+    pub async fn redis_set(&self, key: &str, value: &impl Serialize) {
+        let mut redis = self.redis.clone();
+        let json = serde_json::to_string(value).expect("JSON");
+        redis::cmd("SET")
+            .arg(key)
+            .arg(json)
+            .query_async::<()>(&mut redis)
+            .await
+            .expect("SET");
+    }
+
+    /// Caches `user` in Redis (generation 1).
+    pub async fn cache_user(&self, user: &UserView) {
+        self.redis_set(&keys::user(&self.prefix, 1, &user.id), user)
+            .await;
+    }
+
+    /// Caches `project` in Redis (generation 1).
+    pub async fn cache_project(&self, project: &ProjectView) {
+        self.redis_set(&keys::project(&self.prefix, 1, &project.id), project)
+            .await;
+    }
+
+    /// Sets fields of a statistics hash.
+    pub async fn redis_hash(&self, key: &str, fields: &[(&str, i64)]) {
+        let mut redis = self.redis.clone();
+        let mut command = redis::cmd("HSET");
+        command.arg(key);
+        for (field, value) in fields {
+            command.arg(*field).arg(*value);
+        }
+        command.query_async::<()>(&mut redis).await.expect("HSET");
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        drop(ReadSide {
+            database: self.mongo.name().to_owned(),
+            prefix: self.prefix.clone(),
+        });
+    }
+}
+
+/// A test's MongoDB database and Redis key prefix, removed when dropped (nothing is left behind).
+pub struct ReadSide {
+    pub database: String,
+    pub prefix: String,
+}
+
+impl ReadSide {
+    /// A fresh database name and prefix.
+    pub fn new() -> Self {
+        Self {
+            database: unique_name("qtest"),
+            prefix: unique_name("qtest"),
+        }
+    }
+}
+
+impl Drop for ReadSide {
+    fn drop(&mut self) {
+        // The test's runtime is blocked while this runs, so the clean-up uses clients of its own.
+        let database = self.database.clone();
+        let pattern = format!("{}:*", self.prefix);
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let _ignored = tokio::time::timeout(Duration::from_secs(5), async {
+                    if let Ok(client) = service_runtime::mongo::connect(&servers().mongo).await {
+                        let _ignored = client.database(&database).drop().await;
+                    }
+                    let Ok(mut redis) = service_runtime::redis::connect(&servers().redis) else {
+                        return;
+                    };
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(&pattern)
+                        .query_async(&mut redis)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _ignored = redis::cmd("DEL")
+                            .arg(keys)
+                            .query_async::<()>(&mut redis)
+                            .await;
+                    }
+                })
+                .await;
+            });
+        });
+        let _ignored = cleanup.join();
+    }
+}
+
+/// A fresh id.
+pub fn id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// A fixed instant plus `seconds`.
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600 + seconds, 0).expect("valid time")
+}
+
+/// `days` from today (UTC; negative = in the past).
+pub fn day(days: i64) -> NaiveDate {
+    Utc::now().date_naive() + chrono::Duration::days(days)
+}
+
+pub fn user(username: &str, first_name: &str, last_name: &str) -> UserView {
+    UserView {
+        id: id(),
+        username: username.to_owned(),
+        username_lower: username.to_lowercase(),
+        email: format!("{username}@example.com"),
+        first_name: first_name.to_owned(),
+        first_name_lower: first_name.to_lowercase(),
+        last_name: last_name.to_owned(),
+        last_name_lower: last_name.to_lowercase(),
+        age: None,
+        role: "user".to_owned(),
+        active: true,
+        created_at: at(0),
+        updated_at: at(0),
+        version: 1,
+    }
+}
+
+pub fn project(name: &str, owner_id: &str, member_ids: &[&str]) -> ProjectView {
+    ProjectView {
+        id: id(),
+        name: name.to_owned(),
+        name_lower: name.to_lowercase(),
+        description: String::new(),
+        owner_id: owner_id.to_owned(),
+        member_ids: member_ids.iter().map(|m| (*m).to_owned()).collect(),
+        deadline: None,
+        archived: false,
+        task_counts: TaskCounts::default(),
+        created_at: at(0),
+        updated_at: at(0),
+        version: 1,
+    }
+}
+
+pub fn task(project: &ProjectView, title: &str, created_second: i64) -> TaskView {
+    TaskView {
+        id: id(),
+        project_id: project.id.clone(),
+        project_name: Some(project.name.clone()),
+        title: title.to_owned(),
+        title_lower: title.to_lowercase(),
+        description: String::new(),
+        status: "pending".to_owned(),
+        assignee_id: None,
+        assignee_username: None,
+        created_by: project.owner_id.clone(),
+        due_date: None,
+        completed_on: None,
+        created_at: at(created_second),
+        updated_at: at(created_second),
+        deleted: false,
+        version: 1,
+    }
+}

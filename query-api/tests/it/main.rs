@@ -1,0 +1,9 @@
+//! The query API's tests: in-process router tests and end-to-end tests against the real
+//! servers (start them with `scripts/services up && source .services/env`).
+
+mod end_to_end;
+mod helpers;
+mod readiness;
+mod reads;
+mod resilience;
+mod router;

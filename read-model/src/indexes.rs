@@ -1,0 +1,60 @@
+//! The indexes of a generation's collections (the contract lists them).
+
+use mongodb::bson::{Document, doc};
+use mongodb::options::IndexOptions;
+use mongodb::{Database, IndexModel};
+
+use crate::names;
+
+/// Creates (if missing) the indexes of generation `generation`'s collections.
+///
+/// # Errors
+/// MongoDB unreachable or refusing an index.
+pub async fn ensure_indexes(db: &Database, generation: u64) -> crate::Result<()> {
+    let plain = |keys: Document| IndexModel::builder().keys(keys).build();
+    let unique = |keys: Document| {
+        IndexModel::builder()
+            .keys(keys)
+            .options(IndexOptions::builder().unique(true).build())
+            .build()
+    };
+    let wanted: [(String, Vec<IndexModel>); 4] = [
+        (
+            names::users(generation),
+            vec![
+                unique(doc! { "username": 1 }),
+                plain(doc! { "username_lower": 1 }),
+                plain(doc! { "first_name_lower": 1 }),
+                plain(doc! { "last_name_lower": 1 }),
+            ],
+        ),
+        (
+            names::projects(generation),
+            vec![
+                plain(doc! { "owner_id": 1 }),
+                plain(doc! { "member_ids": 1 }),
+                plain(doc! { "name_lower": 1 }),
+            ],
+        ),
+        (
+            names::tasks(generation),
+            vec![
+                plain(doc! { "project_id": 1, "status": 1 }),
+                plain(doc! { "assignee_id": 1, "status": 1 }),
+                plain(doc! { "project_id": 1, "due_date": 1 }),
+                plain(doc! { "project_id": 1, "created_at": 1, "_id": 1 }),
+                plain(doc! { "created_by": 1 }),
+            ],
+        ),
+        (
+            names::notifications(generation),
+            vec![plain(doc! { "user_id": 1, "created_at": -1 })],
+        ),
+    ];
+    for (collection, models) in wanted {
+        db.collection::<Document>(&collection)
+            .create_indexes(models)
+            .await?;
+    }
+    Ok(())
+}
