@@ -48,6 +48,9 @@ pub const CHECKPOINT_NAME: &str = "kafka";
 /// The aggregate types whose topics the relay creates.
 pub const AGGREGATE_TYPES: [&str; 3] = ["user", "project", "task"];
 
+/// How soon the relay reads again while committed events are held back by an open transaction.
+const HELD_BACK_RECHECK: Duration = Duration::from_millis(50);
+
 /// Consecutive failed publishes of one batch after which the producer is replaced.
 const PRODUCER_RENEWAL_FAILURES: u32 = 3;
 
@@ -69,8 +72,10 @@ pub struct RelaySettings {
     pub replication_factor: i32,
     /// How often the relay checks that its topics still exist (broker data loss).
     pub topic_check_interval: Duration,
-    /// How long the producer tries to deliver a message before the batch counts as failed (and
-    /// is retried).
+    /// How long a batch may wait for Kafka's acknowledgement before it counts as a publish
+    /// error. The relay keeps waiting for the same messages (the producer retries them in order
+    /// without a deadline) and meanwhile checks the broker for a fatal error or lost topics; it
+    /// never re-sends a batch that merely timed out, which could reorder an aggregate's events.
     pub message_timeout: Duration,
 }
 
@@ -318,10 +323,9 @@ impl Relay {
             .set("partitioner", "murmur2_random")
             // A missing topic is a signal (broker data loss), not something to paper over.
             .set("allow.auto.create.topics", "false")
-            .set(
-                "message.timeout.ms",
-                self.settings.message_timeout.as_millis().to_string(),
-            )
+            // No local deadline: a message that times out while in flight may still be written
+            // later, after its re-sent successors. The relay watches the deadline itself.
+            .set("message.timeout.ms", "0")
             .create()
             .context("creating the relay's Kafka producer")
     }
@@ -448,11 +452,21 @@ impl Relay {
                 .last()
                 .map(|row| (row.transaction_id.clone(), row.global_position))
             else {
-                self.wait_for_events(&mut listener).await;
+                if held_back(connection, &xid, position).await? {
+                    // Committed events wait behind an older transaction that is still open
+                    // (anywhere in the cluster: the snapshot's xmin is global). No notification
+                    // announces its end, so look again soon instead of after a poll interval.
+                    tokio::time::sleep(HELD_BACK_RECHECK).await;
+                } else {
+                    self.wait_for_events(&mut listener).await;
+                }
                 continue;
             };
 
-            if let Err(error) = self.publish(producer, rows).await {
+            if let Err(error) = self
+                .publish(connection, producer, rows, (&xid, position))
+                .await?
+            {
                 self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
                 publish_failures = publish_failures.saturating_add(1);
                 let pause = backoff(publish_failures);
@@ -494,11 +508,6 @@ impl Relay {
             tracing::debug!(events = count, last_position, "relay: batch published");
             xid = last_xid;
             position = last_position;
-
-            if i64::try_from(count).unwrap_or(i64::MAX) < self.settings.batch_size {
-                // Caught up: no need to read again before the next notification.
-                self.wait_for_events(&mut listener).await;
-            }
         }
     }
 
@@ -518,7 +527,19 @@ impl Relay {
     }
 
     /// Sends every event of the batch (in order) and waits until Kafka acknowledged all of them.
-    async fn publish(&self, producer: &FutureProducer, rows: Vec<EventRow>) -> anyhow::Result<()> {
+    /// Every `message_timeout` without the acknowledgement counts a publish error and checks the
+    /// broker (fatal producer error, lost topics), then keeps waiting for the same messages.
+    ///
+    /// The inner result is the batch's: an error there means Kafka refused a message and the
+    /// batch may be sent again. The outer error needs a new producer (fatal producer error, lost
+    /// topics, PostgreSQL unreachable).
+    async fn publish(
+        &self,
+        connection: &mut PgConnection,
+        producer: &FutureProducer,
+        rows: Vec<EventRow>,
+        checkpoint: (&str, i64),
+    ) -> anyhow::Result<anyhow::Result<()>> {
         let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(rows.len());
         for row in rows {
             let envelope = row.into_envelope();
@@ -548,21 +569,46 @@ impl Relay {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     Err((error, _record)) => {
-                        return Err(error).context("queueing an event for Kafka");
+                        return Ok(Err(error).context("queueing an event for Kafka"));
                     }
                 }
             }
         }
-        for delivery in deliveries {
-            match delivery.await {
-                Ok(Ok(_delivered)) => {}
-                Ok(Err((error, _message))) => {
-                    return Err(error).context("Kafka did not acknowledge an event");
+        let acknowledged = async move {
+            for delivery in deliveries {
+                match delivery.await {
+                    Ok(Ok(_delivered)) => {}
+                    Ok(Err((error, _message))) => {
+                        return Err(error).context("Kafka did not acknowledge an event");
+                    }
+                    Err(_canceled) => anyhow::bail!("the Kafka producer dropped a delivery"),
                 }
-                Err(_canceled) => anyhow::bail!("the Kafka producer dropped a delivery"),
+            }
+            Ok(())
+        };
+        let mut acknowledged = std::pin::pin!(acknowledged);
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Ok(result) =
+                tokio::time::timeout(self.settings.message_timeout, &mut acknowledged).await
+            {
+                return Ok(result);
+            }
+            self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                waited_ms = started.elapsed().as_millis(),
+                "relay: Kafka has not acknowledged the batch yet; still waiting"
+            );
+            if let Some((code, reason)) = producer.client().fatal_error() {
+                anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
+            }
+            if self
+                .republish_if_topics_lost(connection, producer, checkpoint)
+                .await?
+            {
+                anyhow::bail!("Kafka lost the relay's topics while a batch was in flight");
             }
         }
-        Ok(())
     }
 
     /// Checks that the relay's topics exist. When one is gone although the relay had published
@@ -698,6 +744,23 @@ impl Relay {
         }
         Ok(())
     }
+}
+
+/// Whether committed events exist after the checkpoint (the batch read found none below xmin).
+async fn held_back(
+    connection: &mut PgConnection,
+    xid: &str,
+    position: i64,
+) -> anyhow::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events
+                         WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
+    )
+    .bind(xid)
+    .bind(position)
+    .fetch_one(connection)
+    .await
+    .context("looking for held-back events")
 }
 
 /// Drops a producer on a blocking thread: librdkafka's destructor flushes and can wait for an
