@@ -18,6 +18,7 @@ use crate::routes::{auth, projects, tasks, users};
     paths(
         auth::register, auth::token, auth::logout,
         users::create, users::change_profile, users::change_password, users::change_role, users::deactivate,
+        users::mark_notifications_read,
         projects::create, projects::update, projects::add_member, projects::remove_member, projects::archive,
         tasks::create_in_project, tasks::create, tasks::edit, tasks::change_status, tasks::assign,
         tasks::set_due_date, tasks::delete_task,

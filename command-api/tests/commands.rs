@@ -972,3 +972,84 @@ async fn an_accepted_command_reaches_kafka_through_the_hosted_relay() {
     assert_eq!(envelope["aggregate_id"], json!(project), "{envelope}");
     assert_eq!(envelope["sequence"], 1, "{envelope}");
 }
+
+#[tokio::test]
+async fn marking_notifications_read_moves_my_watermark_forward_only() {
+    let app = TestApp::spawn().await;
+    let (id, token) = app.user("reader").await;
+    let up_to = "2026-01-02T03:04:05Z";
+    let marked = app
+        .post("/notifications/read", &token, json!({ "up_to": up_to }))
+        .await;
+    assert_eq!(marked.status, StatusCode::OK, "{}", marked.body);
+    assert_eq!(
+        (marked.id(), &marked.body["version"]),
+        (id.clone(), &json!(2))
+    );
+    let events = app.events("user", &id).await;
+    assert_eq!(events[1].1, "UserNotificationsRead");
+    let payload: Value = sqlx::query_scalar(
+        "SELECT payload::jsonb FROM events WHERE aggregate_id = $1 AND sequence = 2",
+    )
+    .bind(&id)
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("payload");
+    assert_eq!(
+        payload,
+        json!({ "UserNotificationsRead": { "up_to": "2026-01-02T03:04:05Z" } })
+    );
+
+    // An earlier watermark changes nothing; the default ("now") moves it on.
+    let earlier = app
+        .post(
+            "/notifications/read",
+            &token,
+            json!({ "up_to": "2025-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(
+        (earlier.status, &earlier.body["version"]),
+        (StatusCode::OK, &json!(2))
+    );
+    let now = app.post("/notifications/read", &token, json!({})).await;
+    assert_eq!(
+        (now.status, &now.body["version"]),
+        (StatusCode::OK, &json!(3))
+    );
+    // A time in the future counts as now: it cannot mark future notifications read.
+    let future = app
+        .post(
+            "/notifications/read",
+            &token,
+            json!({ "up_to": "2999-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(future.status, StatusCode::OK);
+    let latest: Value = sqlx::query_scalar(
+        "SELECT payload::jsonb FROM events WHERE aggregate_id = $1 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(&id)
+    .fetch_one(&app.db.pool)
+    .await
+    .expect("payload");
+    let stored = latest["UserNotificationsRead"]["up_to"]
+        .as_str()
+        .expect("a time")
+        .to_owned();
+    assert!(stored.as_str() < "2999", "clamped to now: {stored}");
+
+    for bad in [
+        json!({ "up_to": "yesterday" }),
+        json!({ "up_to": 5 }),
+        json!({ "until": up_to }),
+    ] {
+        let refused = app.post("/notifications/read", &token, bad.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            refused.body
+        );
+    }
+}

@@ -106,6 +106,7 @@ pub fn apply_user(
             active: true,
             created_at: at,
             updated_at: at,
+            notifications_read_up_to: None,
             version: 0,
         },
         (Some(_), UserEvent::UserRegistered { .. }) => return Err(exists(envelope)),
@@ -137,6 +138,9 @@ pub fn apply_user(
                 UserEvent::UserPasswordChanged { .. } => {}
                 UserEvent::UserRoleChanged { role } => role.as_str().clone_into(&mut user.role),
                 UserEvent::UserDeactivated => user.active = false,
+                UserEvent::UserNotificationsRead { up_to } => {
+                    user.notifications_read_up_to = Some(read_model::time::truncate(*up_to));
+                }
             }
             user
         }
@@ -315,7 +319,6 @@ pub fn notifications(
         message,
         actor_id: actor.clone(),
         created_at: occurred(envelope),
-        read: false,
     };
     let not_the_actor = |recipient: &str| actor.as_deref() != Some(recipient);
     match event {
@@ -375,7 +378,6 @@ pub fn overdue_notification(task: &TaskView, today: NaiveDate) -> Option<Notific
         message: format!("The task \"{}\" is overdue (due {due})", task.title),
         actor_id: None,
         created_at: first_overdue_day.and_time(NaiveTime::MIN).and_utc(),
-        read: false,
     })
 }
 

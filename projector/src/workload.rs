@@ -132,6 +132,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
     };
     let name = |text: &str| PersonName::parse(text).ok();
     let mut user_ids = Vec::new();
+    let mut user_sequences = Vec::new();
     for index in 0..users.max(1) {
         let id = uuid(&mut rng);
         let mut sequence = 0;
@@ -160,6 +161,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
             id,
         );
         user_ids.push(id);
+        user_sequences.push(sequence);
     }
     struct Project {
         id: Uuid,
@@ -249,6 +251,23 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                 assignee,
                 deleted: false,
             });
+            continue;
+        }
+        if choice == 9 && rng.below(4) == 1 {
+            // A user reads their notifications up to some day of the workload.
+            let index = rng.below(user_ids.len());
+            let day = i64::try_from(rng.below(400)).unwrap_or(0);
+            let up_to = (day0 + Duration::days(day))
+                .and_hms_opt(12, 0, 0)
+                .unwrap_or_default()
+                .and_utc();
+            b.push(
+                "user",
+                user_ids[index],
+                &mut user_sequences[index],
+                json(&UserEvent::UserNotificationsRead { up_to }),
+                user_ids[index],
+            );
             continue;
         }
         if choice == 9 && rng.below(4) == 0 {

@@ -219,13 +219,17 @@ pub struct Notification {
     pub actor_id: Option<String>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
-    /// Whether it was read.
+    /// Whether it was read: created at or before the time given to the last
+    /// `POST /notifications/read` of the command API.
     pub read: bool,
 }
 
-impl From<NotificationView> for Notification {
-    fn from(n: NotificationView) -> Self {
+impl Notification {
+    /// The API form; read when created at or before the recipient's read watermark.
+    #[must_use]
+    pub fn new(n: NotificationView, read_up_to: Option<DateTime<Utc>>) -> Self {
         Self {
+            read: read_up_to.is_some_and(|up_to| n.created_at <= up_to),
             id: n.id,
             kind: n.kind,
             task_id: n.task_id,
@@ -233,7 +237,6 @@ impl From<NotificationView> for Notification {
             message: n.message,
             actor_id: n.actor_id,
             created_at: n.created_at,
-            read: n.read,
         }
     }
 }

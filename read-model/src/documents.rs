@@ -67,6 +67,9 @@ pub struct UserView {
     /// Time of the last applied event.
     #[serde(with = "crate::time")]
     pub updated_at: DateTime<Utc>,
+    /// The user's notifications created at or before this time are read.
+    #[serde(default, with = "crate::time::option")]
+    pub notifications_read_up_to: Option<DateTime<Utc>>,
     /// Last applied sequence of the user.
     pub version: i64,
 }
@@ -200,11 +203,11 @@ pub struct NotificationView {
     pub message: String,
     /// Who caused it (`None` for the deadline job).
     pub actor_id: Option<String>,
-    /// The causing event's time (for overdue: the start of the first overdue day).
+    /// The causing event's time (for overdue: the start of the first overdue day). Read or
+    /// unread is not stored here: it is `created_at <= UserView::notifications_read_up_to` of
+    /// the recipient, which stays right whatever order the two aggregates' events arrive in.
     #[serde(with = "crate::time")]
     pub created_at: DateTime<Utc>,
-    /// Whether the recipient read it.
-    pub read: bool,
 }
 
 #[cfg(test)]
@@ -225,7 +228,6 @@ mod tests {
             message: "m".into(),
             actor_id: None,
             created_at: time,
-            read: false,
         };
         let json = serde_json::to_value(&notification).expect("serializes");
         assert_eq!(json["created_at"], "2026-01-02T03:04:05.678Z");

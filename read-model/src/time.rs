@@ -33,6 +33,38 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTim
     }
 }
 
+/// The same for an optional time: `#[serde(default, with = "read_model::time::option")]`.
+pub mod option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    /// `None` as null, a time as [`super::serialize`] writes it.
+    ///
+    /// # Errors
+    /// Whatever the serializer reports.
+    pub fn serialize<S: Serializer>(
+        time: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match time {
+            Some(time) => super::serialize(time, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Null or absent as `None`, else as [`super::deserialize`] reads it.
+    ///
+    /// # Errors
+    /// A value that is neither null nor a time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wrapped(#[serde(with = "super")] DateTime<Utc>);
+        Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(time)| time))
+    }
+}
+
 /// A BSON date as a chrono time.
 #[must_use]
 pub fn from_bson(date: bson::DateTime) -> DateTime<Utc> {

@@ -1,10 +1,12 @@
 //! User commands: `POST /users` (admins create users), `PATCH /users/{id}` (profile),
-//! `PUT /users/{id}/password`, `PUT /users/{id}/role` (admins), `DELETE /users/{id}` (deactivate).
+//! `PUT /users/{id}/password`, `PUT /users/{id}/role` (admins), `DELETE /users/{id}` (deactivate),
+//! `POST /notifications/read` (my read watermark).
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{patch, post, put};
+use chrono::{DateTime, Utc};
 use domain::{Age, Email, Password, PersonName, Role, UserCommand};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -21,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", patch(change_profile).delete(deactivate))
         .route("/users/{id}/password", put(change_password))
         .route("/users/{id}/role", put(change_role))
+        .route("/notifications/read", post(mark_notifications_read))
 }
 
 /// A user created by an admin, with any role: the fields of `POST /auth/register` plus `role`.
@@ -182,5 +185,38 @@ pub async fn deactivate(
     };
     state
         .execute(&state.users, id, command, caller, "users")
+        .await
+}
+
+/// `POST /notifications/read`: `{}` marks everything read up to now.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkNotificationsReadRequest {
+    /// Mark the notifications created at or before this time (RFC 3339) as read; default and
+    /// upper bound: now (a time in the future counts as now).
+    pub up_to: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(post, path = "/notifications/read", tag = "users", security(("bearer" = [])),
+    request_body = MarkNotificationsReadRequest,
+    responses(
+        (status = 200, description = "Marked. The reply's `id` is yours: read your write with \
+            `GET /notifications?wait_for=<id>&min_version=<version>` on the query API. An \
+            `up_to` at or before the current watermark changes nothing and answers the current version.",
+            body = crate::state::CommandReply),
+        (status = 409, description = "Your account is deactivated"),
+        (status = 422, description = "`up_to` is not an RFC 3339 time"),
+    ))]
+pub async fn mark_notifications_read(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(dto): AppJson<MarkNotificationsReadRequest>,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let up_to = dto.up_to.map_or(now, |up_to| up_to.min(now));
+    let actor = caller.actor();
+    let command = UserCommand::MarkNotificationsRead { actor, up_to };
+    state
+        .execute(&state.users, actor.user_id, command, caller, "users")
         .await
 }

@@ -1,5 +1,6 @@
 //! The `User` aggregate: `handle` decides, `apply` mutates.
 
+use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,9 @@ pub struct UserProfile {
     pub role: Role,
     /// `false` once deactivated.
     pub active: bool,
+    /// Notifications created at or before this time are read.
+    #[serde(default)]
+    pub notifications_read_up_to: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -145,6 +149,22 @@ impl User {
                 profile.authorize_self_or_admin(actor)?;
                 Ok(vec![UserEvent::UserDeactivated])
             }
+            UserCommand::MarkNotificationsRead { actor, up_to } => {
+                // Reading is personal: not even an admin reads someone else's notifications.
+                if actor.user_id != profile.user_id {
+                    return Err(UserError::Forbidden);
+                }
+                if !profile.active {
+                    return Err(UserError::Deactivated);
+                }
+                if profile
+                    .notifications_read_up_to
+                    .is_some_and(|current| up_to <= current)
+                {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![UserEvent::UserNotificationsRead { up_to }])
+            }
         }
     }
 }
@@ -208,6 +228,7 @@ impl Aggregate for User {
                     age,
                     role,
                     active: true,
+                    notifications_read_up_to: None,
                 });
             }
             UserEvent::UserProfileChanged {
@@ -240,6 +261,11 @@ impl Aggregate for User {
             UserEvent::UserDeactivated => {
                 if let Some(profile) = &mut self.profile {
                     profile.active = false;
+                }
+            }
+            UserEvent::UserNotificationsRead { up_to } => {
+                if let Some(profile) = &mut self.profile {
+                    profile.notifications_read_up_to = Some(up_to);
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! Commands the `User` aggregate accepts.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::actor::{Actor, Role};
@@ -62,5 +63,13 @@ pub enum UserCommand {
     Deactivate {
         /// Who asks.
         actor: Actor,
+    },
+    /// Mark every notification created at or before `up_to` as read (the user themself only).
+    /// A watermark at or before the current one → no event.
+    MarkNotificationsRead {
+        /// Who asks.
+        actor: Actor,
+        /// The new read watermark (the caller clamps it to "now").
+        up_to: DateTime<Utc>,
     },
 }

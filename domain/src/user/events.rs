@@ -1,5 +1,6 @@
 //! Events of the `User` aggregate.
 
+use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -61,6 +62,11 @@ pub enum UserEvent {
     },
     /// The user was deactivated.
     UserDeactivated,
+    /// The user read their notifications: every one created at or before `up_to` is read.
+    UserNotificationsRead {
+        /// The read watermark (only ever moves forward).
+        up_to: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -71,6 +77,7 @@ impl DomainEvent for UserEvent {
             Self::UserPasswordChanged { .. } => "UserPasswordChanged",
             Self::UserRoleChanged { .. } => "UserRoleChanged",
             Self::UserDeactivated => "UserDeactivated",
+            Self::UserNotificationsRead { .. } => "UserNotificationsRead",
         }
         .to_owned()
     }

@@ -686,6 +686,76 @@ fn errors_map_to_their_kinds() {
     );
 }
 
+// ---- MarkNotificationsRead ----
+
+fn at_day(day: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000 + day)
+}
+
+fn mark_read(actor: Actor, day: i64) -> UserCommand {
+    UserCommand::MarkNotificationsRead {
+        actor,
+        up_to: at_day(day),
+    }
+}
+
+#[test]
+fn a_user_marks_their_notifications_read_up_to_a_time() {
+    framework(ok_services())
+        .given(vec![registered(Role::User)])
+        .when(mark_read(alice(), 2))
+        .then_expect_events(vec![UserEvent::UserNotificationsRead { up_to: at_day(2) }]);
+}
+
+#[test]
+fn the_read_watermark_only_moves_forward() {
+    let read_at_day_2 = UserEvent::UserNotificationsRead { up_to: at_day(2) };
+    framework(ok_services())
+        .given(vec![registered(Role::User), read_at_day_2.clone()])
+        .when(mark_read(alice(), 1))
+        .then_expect_events(vec![]);
+    framework(ok_services())
+        .given(vec![registered(Role::User), read_at_day_2.clone()])
+        .when(mark_read(alice(), 2))
+        .then_expect_events(vec![]);
+    framework(ok_services())
+        .given(vec![registered(Role::User), read_at_day_2])
+        .when(mark_read(alice(), 3))
+        .then_expect_events(vec![UserEvent::UserNotificationsRead { up_to: at_day(3) }]);
+}
+
+#[test]
+fn nobody_else_marks_a_users_notifications_read_not_even_an_admin() {
+    for actor in [bob(), root()] {
+        framework(ok_services())
+            .given(vec![registered(Role::User)])
+            .when(mark_read(actor, 2))
+            .then_expect_error(UserError::Forbidden);
+    }
+}
+
+#[test]
+fn a_deactivated_user_cannot_mark_notifications_read() {
+    framework(ok_services())
+        .given(vec![registered(Role::User), UserEvent::UserDeactivated])
+        .when(mark_read(alice(), 2))
+        .then_expect_error(UserError::Deactivated);
+}
+
+#[test]
+fn notifications_read_event_json_has_the_documented_shape() {
+    let event = UserEvent::UserNotificationsRead { up_to: at_day(0) };
+    let json = serde_json::to_value(&event).expect("JSON");
+    assert_eq!(
+        json,
+        serde_json::json!({ "UserNotificationsRead": { "up_to": "2024-10-04T00:00:00Z" } })
+    );
+    assert_eq!(
+        serde_json::from_value::<UserEvent>(json).expect("back"),
+        event
+    );
+}
+
 // ---- property: replaying accepted events equals the running state ----
 
 fn arb_actor() -> impl Strategy<Value = Actor> {
@@ -767,6 +837,10 @@ fn arb_command() -> impl Strategy<Value = UserCommand> {
         }),
         2 => (arb_actor(), arb_role()).prop_map(|(actor, role)| UserCommand::ChangeRole { actor, role }),
         1 => arb_actor().prop_map(|actor| UserCommand::Deactivate { actor }),
+        2 => (arb_actor(), 0_i64..5).prop_map(|(actor, day)| UserCommand::MarkNotificationsRead {
+            actor,
+            up_to: at_day(day),
+        }),
     ]
 }
 

@@ -64,7 +64,8 @@ fn user_statement(user_id: Uuid, event: UserEvent) -> Result<Option<Statement>, 
         } => sqlx::query("UPDATE user_registry SET email_normalized = $2 WHERE user_id = $1")
             .bind(user_id)
             .bind(email.normalized()),
-        UserEvent::UserProfileChanged { email: None, .. } => return Ok(None),
+        UserEvent::UserProfileChanged { email: None, .. }
+        | UserEvent::UserNotificationsRead { .. } => return Ok(None),
         UserEvent::UserPasswordChanged { password_hash } => {
             sqlx::query("UPDATE user_registry SET password_hash = $2 WHERE user_id = $1")
                 .bind(user_id)

@@ -291,7 +291,7 @@ pub async fn by_id(
     Ok(Json(Task::on(task, today())))
 }
 
-async fn read_task(
+pub(crate) async fn read_task(
     state: &AppState,
     viewer: &Viewer,
     id: &str,

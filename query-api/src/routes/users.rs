@@ -214,7 +214,7 @@ pub async fn by_username(
     Ok(Json(User::for_viewer(user, &viewer)))
 }
 
-async fn read_user(
+pub(crate) async fn read_user(
     state: &AppState,
     id: &str,
     min_version: Option<u64>,

@@ -12,6 +12,7 @@ struct System {
     command_url: String,
     query_url: String,
     http: reqwest::Client,
+    projector: tasktrail_projector::settings::Settings,
     _db: TestDatabase,
     _read_side: ReadSide,
 }
@@ -68,7 +69,7 @@ impl System {
         projector.projector.group_id = unique_name("qe2e");
         projector.projector.deadline_interval_secs = 3600;
         spawn(
-            tasktrail_projector::startup::build(projector)
+            tasktrail_projector::startup::build(projector.clone())
                 .await
                 .expect("build the projector"),
         );
@@ -77,6 +78,7 @@ impl System {
             command_url,
             query_url,
             http: reqwest::Client::new(),
+            projector,
             _db: db,
             _read_side: read_side,
         }
@@ -231,6 +233,183 @@ async fn a_write_is_readable_with_min_version_through_the_whole_pipeline() {
         .collect();
     assert_eq!(types, ["TaskCreated", "TaskStatusChanged"]);
     assert_eq!(history["events"][1]["actor"], user_id.as_str());
+
+    // A teammate: assigning them a task notifies them; their status change notifies Ada.
+    let bob = system
+        .command(
+            post.clone(),
+            "/auth/register",
+            None,
+            json!({
+                "username": "bob", "email": "bob@example.com", "password": "correct horse",
+                "first_name": "Bob", "last_name": "Babbage",
+            }),
+        )
+        .await;
+    let bob_id = bob["id"].as_str().expect("bob's id").to_owned();
+    let bob_token = system
+        .command(
+            post.clone(),
+            "/auth/token",
+            None,
+            json!({ "username": "bob", "password": "correct horse" }),
+        )
+        .await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    system
+        .command(
+            post.clone(),
+            &format!("/projects/{project_id}/members"),
+            Some(&token),
+            json!({ "user_id": bob_id }),
+        )
+        .await;
+    let review = system
+        .command(
+            post.clone(),
+            &format!("/projects/{project_id}/tasks"),
+            Some(&token),
+            json!({ "title": "Review", "assignee_id": bob_id }),
+        )
+        .await;
+    let review_id = review["id"].as_str().expect("task id");
+    let done = system
+        .command(
+            reqwest::Method::PUT,
+            &format!("/tasks/{review_id}/status"),
+            Some(&bob_token),
+            json!({ "status": "in_progress" }),
+        )
+        .await;
+    let (status, _) = system
+        .query(
+            &format!("/tasks/{review_id}?min_version={}", done["version"]),
+            &bob_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Notifications and statistics are written right after the task's document (min_version
+    // covers the document): they follow within moments.
+    let kinds = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|n| n["kind"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let bobs = test_support::eventually(test_support::EVENTUALLY, "bob's notification", || {
+        let system = &system;
+        let bob_token = &bob_token;
+        async move {
+            let (status, body) = system.query("/notifications", bob_token).await;
+            (status == StatusCode::OK && !kinds(&body).is_empty()).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(kinds(&bobs), ["task_assigned"]);
+    assert_eq!(bobs["items"][0]["read"], false);
+    let adas = test_support::eventually(test_support::EVENTUALLY, "ada's notification", || {
+        let system = &system;
+        let token = &token;
+        async move {
+            let (status, body) = system.query("/notifications", token).await;
+            (status == StatusCode::OK && !kinds(&body).is_empty()).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(kinds(&adas), ["task_status_changed"]);
+    let stats = test_support::eventually(test_support::EVENTUALLY, "project stats", || {
+        let system = &system;
+        let token = &token;
+        async move {
+            let (status, body) = system
+                .query(&format!("/projects/{project_id}/stats"), token)
+                .await;
+            (status == StatusCode::OK && body["by_status"]["in_progress"] == 2).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(stats["total"], 2, "{stats}");
+    assert_eq!(
+        stats["by_assignee"].as_array().map(Vec::len),
+        Some(2),
+        "{stats}"
+    );
+
+    // Bob reads his notifications, then reads his own write.
+    let marked = system
+        .command(
+            post.clone(),
+            "/notifications/read",
+            Some(&bob_token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(marked["id"], bob_id.as_str());
+    let (status, unread) = system
+        .query(
+            &format!(
+                "/notifications?unread=true&wait_for={bob_id}&min_version={}",
+                marked["version"]
+            ),
+            &bob_token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{unread}");
+    assert!(kinds(&unread).is_empty(), "{unread}");
+    let (_, all) = system.query("/notifications", &bob_token).await;
+    assert_eq!(all["items"][0]["read"], true, "{all}");
+    let (_, adas) = system.query("/notifications?unread=true", &token).await;
+    assert_eq!(kinds(&adas), ["task_status_changed"], "Ada's stay unread");
+
+    // `projector replay` rebuilds every read model into a new generation beside the live one
+    // (with the live projector running) and swaps; the query API answers all along.
+    let store = tasktrail_projector::startup::store(&system.projector)
+        .await
+        .expect("projector store");
+    let settings = system.projector.projector.clone();
+    let replaying = tokio::spawn(async move {
+        let options = tasktrail_projector::replay::ReplayOptions {
+            projection: tasktrail_projector::replay::Projection::All,
+            dry_run: false,
+            progress: false,
+        };
+        tasktrail_projector::replay::replay(&store, &settings, options).await
+    });
+    let mut answered = 0;
+    loop {
+        let finished = replaying.is_finished();
+        let (status, body) = system.query(&format!("/tasks/{review_id}"), &token).await;
+        assert_eq!(
+            (status, &body["title"]),
+            (StatusCode::OK, &json!("Review")),
+            "{body}"
+        );
+        let (status, body) = system.query(&format!("/users/{bob_id}"), &token).await;
+        assert_eq!(
+            (status, &body["username"]),
+            (StatusCode::OK, &json!("bob")),
+            "{body}"
+        );
+        let (status, body) = system.query("/notifications", &bob_token).await;
+        assert_eq!(
+            (status, kinds(&body)),
+            (StatusCode::OK, vec!["task_assigned".to_owned()])
+        );
+        answered += 1;
+        if finished {
+            break;
+        }
+    }
+    let report = replaying.await.expect("the replay task").expect("replay");
+    assert_eq!(report.generation, 2, "rebuilt beside generation 1");
+    assert!(answered > 1, "queries were answered during the rebuild");
 
     // Logging out in the command API stops the token in the query API.
     system

@@ -333,6 +333,7 @@ pub fn user(username: &str, first_name: &str, last_name: &str) -> UserView {
         active: true,
         created_at: at(0),
         updated_at: at(0),
+        notifications_read_up_to: None,
         version: 1,
     }
 }

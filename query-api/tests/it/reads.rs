@@ -462,11 +462,11 @@ async fn project_statistics_come_from_redis_or_from_mongodb() {
 }
 
 #[tokio::test]
-async fn notifications_are_mine_newest_first_and_filter_unread() {
+async fn notifications_are_mine_newest_first_and_read_up_to_my_watermark() {
     let app = TestApp::spawn().await;
-    let me = user("me", "M", "E");
+    let mut me = user("me", "M", "E");
     let other = user("other", "O", "T");
-    let notification = |recipient: &str, n: i64, read: bool| NotificationView {
+    let notification = |recipient: &str, n: i64| NotificationView {
         id: format!("{}:{recipient}", uuid::Uuid::new_v4()),
         user_id: recipient.to_owned(),
         kind: "task_assigned".to_owned(),
@@ -475,13 +475,12 @@ async fn notifications_are_mine_newest_first_and_filter_unread() {
         message: format!("n{n}"),
         actor_id: None,
         created_at: at(n),
-        read,
     };
     for n in 0..5 {
-        app.put_notification(&notification(&me.id, n, n == 4)).await;
+        app.put_notification(&notification(&me.id, n)).await;
     }
-    app.put_notification(&notification(&other.id, 9, false))
-        .await;
+    app.put_notification(&notification(&other.id, 9)).await;
+    app.put_user(&me).await;
     let token = app.token(&me.id, Role::User);
     let messages = |body: &serde_json::Value| -> Vec<String> {
         body["items"]
@@ -499,5 +498,36 @@ async fn notifications_are_mine_newest_first_and_filter_unread() {
         .await;
     assert_eq!(messages(&rest), ["n1", "n0"]);
     let unread = app.ok("/notifications?unread=true", &token).await;
-    assert_eq!(messages(&unread), ["n3", "n2", "n1", "n0"]);
+    assert_eq!(messages(&unread), ["n4", "n3", "n2", "n1", "n0"]);
+    let read = app.ok("/notifications?unread=false", &token).await;
+    assert_eq!(messages(&read), Vec::<String>::new());
+
+    // I read everything up to n2 (inclusive).
+    me.notifications_read_up_to = Some(at(2));
+    me.version = 2;
+    app.put_user(&me).await;
+    app.cache_user(&me).await;
+    let unread = app.ok("/notifications?unread=true", &token).await;
+    assert_eq!(messages(&unread), ["n4", "n3"]);
+    let read = app.ok("/notifications?unread=false", &token).await;
+    assert_eq!(messages(&read), ["n2", "n1", "n0"]);
+    let all = app.ok("/notifications", &token).await;
+    let flags: Vec<bool> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|n| n["read"].as_bool().expect("read"))
+        .collect();
+    assert_eq!(flags, [false, false, true, true, true]);
+    // Read-your-writes on my own user (the version of the command reply).
+    let waited = app
+        .ok(
+            &format!(
+                "/notifications?wait_for={}&min_version=2&unread=true",
+                me.id
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(messages(&waited), ["n4", "n3"]);
 }
