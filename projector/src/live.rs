@@ -15,7 +15,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use mongodb::bson::doc;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use read_model::{ActiveGeneration, Envelope, Generation, names};
 use tokio_util::sync::CancellationToken;
@@ -65,7 +68,10 @@ pub fn topics(prefix: &str) -> Vec<String> {
 ///
 /// # Errors
 /// A configuration librdkafka refuses.
-pub fn consumer(brokers: &str, settings: &ProjectorSettings) -> anyhow::Result<StreamConsumer> {
+pub fn consumer(
+    brokers: &str,
+    settings: &ProjectorSettings,
+) -> anyhow::Result<StreamConsumer<Rebalances>> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", &settings.group_id)
@@ -80,8 +86,38 @@ pub fn consumer(brokers: &str, settings: &ProjectorSettings) -> anyhow::Result<S
             settings.heartbeat_interval_ms.to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "2000")
-        .create()
+        .create_with_context(Rebalances)
         .context("creating the projector's Kafka consumer")
+}
+
+/// Logs every partition assignment and revocation of the projector's consumer (what an
+/// operator looks at when a partition seems not to be consumed).
+#[derive(Debug, Clone, Copy)]
+pub struct Rebalances;
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |list: &TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|p| format!("{}[{}]", p.topic(), p.partition()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(partitions = partitions(list), "projector: assigned");
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(partitions = partitions(list), "projector: revoked");
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(error = %error, "projector: rebalance failed");
+            }
+        }
+    }
 }
 
 /// Consumes until `stop` is cancelled.
@@ -141,7 +177,7 @@ async fn consumer_probe(brokers: &str, topics: &[String]) -> bool {
     tokio::task::spawn_blocking(move || {
         let Ok(client) = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
-            .create::<rdkafka::consumer::BaseConsumer>()
+            .create::<BaseConsumer>()
         else {
             return false;
         };
@@ -159,7 +195,7 @@ async fn consumer_probe(brokers: &str, topics: &[String]) -> bool {
 }
 
 async fn consume(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<Rebalances>,
     store: &Store,
     generations: &ActiveGeneration,
     settings: &ProjectorSettings,
@@ -226,7 +262,7 @@ fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> Received {
     }
 }
 
-fn commit(consumer: &StreamConsumer, batch: &[Received]) -> anyhow::Result<()> {
+fn commit(consumer: &StreamConsumer<Rebalances>, batch: &[Received]) -> anyhow::Result<()> {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
         let entry = next

@@ -344,3 +344,27 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
     }
     b.events
 }
+
+/// Inserts `events` the way postgres-es does (the column defaults fill position, transaction,
+/// event id and time), 500 rows per statement.
+///
+/// # Errors
+/// The insert failed (a duplicate sequence included).
+pub async fn insert(pool: &sqlx::PgPool, events: &[WorkloadEvent]) -> sqlx::Result<()> {
+    for chunk in events.chunks(500) {
+        let mut builder = sqlx::QueryBuilder::new(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
+        );
+        builder.push_values(chunk, |mut row, event| {
+            row.push_bind(event.aggregate_type)
+                .push_bind(event.aggregate_id.to_string())
+                .push_bind(event.sequence)
+                .push_bind(&event.event_type)
+                .push_bind("1.0")
+                .push_bind(&event.payload)
+                .push_bind(event.metadata());
+        });
+        builder.build().execute(pool).await?;
+    }
+    Ok(())
+}

@@ -209,24 +209,11 @@ impl World {
     }
 }
 
-/// Inserts the events the way postgres-es does (defaults fill position, xid, id, time), 500
-/// per transaction.
+/// Inserts the events the way postgres-es does, 500 per statement.
 pub async fn seed(pool: &PgPool, events: &[WorkloadEvent]) {
-    for chunk in events.chunks(500) {
-        let mut builder = sqlx::QueryBuilder::new(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
-        );
-        builder.push_values(chunk, |mut row, event| {
-            row.push_bind(event.aggregate_type)
-                .push_bind(event.aggregate_id.to_string())
-                .push_bind(event.sequence)
-                .push_bind(&event.event_type)
-                .push_bind("1.0")
-                .push_bind(&event.payload)
-                .push_bind(event.metadata());
-        });
-        builder.build().execute(pool).await.expect("seed events");
-    }
+    tasktrail_projector::workload::insert(pool, events)
+        .await
+        .expect("seed events");
 }
 
 /// A relay publishing the test database's events to the test's topics.
@@ -317,22 +304,92 @@ impl RunningProjector {
         let _ignored = tokio::time::timeout(Duration::from_secs(30), self.task).await;
     }
 
-    /// Kills it: the task is aborted wherever it is (mid-batch included).
-    pub fn kill(self) {
-        self.task.abort();
-    }
-
     /// A value of its `/metrics`.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.url))
-            .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("metrics text");
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} ")))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+        metric(&self.url, name).await
     }
+}
+
+/// The `projector` binary running `projector run` in a process of its own, so that a test can
+/// kill it the way a crash does (`SIGKILL`: no destructor, no consumer-group leave).
+pub struct ProjectorProcess {
+    pub url: String,
+    child: std::process::Child,
+}
+
+pub fn spawn_projector_process(world: &World) -> ProjectorProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let settings = &world.settings;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_projector"))
+        .arg("run")
+        .env("TASKTRAIL_HTTP__HOST", "127.0.0.1")
+        .env("TASKTRAIL_HTTP__PORT", port.to_string())
+        .env("TASKTRAIL_DATABASE__URL", settings.database.url.expose())
+        .env("TASKTRAIL_KAFKA__BROKERS", &settings.kafka.brokers)
+        .env(
+            "TASKTRAIL_KAFKA__TOPIC_PREFIX",
+            &settings.kafka.topic_prefix,
+        )
+        .env("TASKTRAIL_MONGO__URL", settings.mongo.url.expose())
+        .env("TASKTRAIL_MONGO__DATABASE", &settings.mongo.database)
+        .env("TASKTRAIL_REDIS__URL", settings.redis.url.expose())
+        .env("TASKTRAIL_REDIS__KEY_PREFIX", &settings.redis.key_prefix)
+        .env(
+            "TASKTRAIL_PROJECTOR__GROUP_ID",
+            &settings.projector.group_id,
+        )
+        .env(
+            "TASKTRAIL_PROJECTOR__BATCH_SIZE",
+            settings.projector.batch_size.to_string(),
+        )
+        .env(
+            "TASKTRAIL_PROJECTOR__DEADLINE_INTERVAL_SECS",
+            settings.projector.deadline_interval_secs.to_string(),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the projector binary");
+    ProjectorProcess {
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+    }
+}
+
+impl ProjectorProcess {
+    /// A value of its `/metrics`, `None` while it is not serving yet.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        reqwest::get(format!("{}/metrics", self.url)).await.ok()?;
+        Some(metric(&self.url, name).await)
+    }
+
+    /// `SIGKILL`, wherever it is (mid-batch included), and reaps it.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL the projector");
+        self.child.wait().expect("reap the projector");
+    }
+}
+
+impl Drop for ProjectorProcess {
+    fn drop(&mut self) {
+        let _ignored = self.child.kill();
+        let _ignored = self.child.wait();
+    }
+}
+
+/// A value of the `/metrics` served at `url`.
+async fn metric(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }

@@ -9,7 +9,9 @@ use read_model::{Generation, keys, names};
 use tasktrail_projector::events::{self, Position};
 use tasktrail_projector::workload::workload;
 
-use crate::helpers::{World, seed, start_projector, start_relay, wait_for_topics};
+use crate::helpers::{
+    World, seed, spawn_projector_process, start_projector, start_relay, wait_for_topics,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn events_through_the_relay_and_projector_appear_in_mongo_and_redis() {
@@ -132,24 +134,32 @@ async fn redelivering_every_message_twice_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky on the dev broker: after a member is killed, Tansu does not always hand its \
-            partitions to the restarted member (a whole topic stays unconsumed); issue 5 note"]
+#[ignore = "flaky on the dev broker: passes alone (65 s); beside the other projector tests the \
+            restarted member is assigned every partition (logged) yet never receives one topic's \
+            messages; issue 5 note"]
 async fn a_projector_killed_mid_stream_restarts_to_the_documents_of_a_fresh_replay() {
     let world = World::new().await;
     let events = workload(13, 16, 800);
     seed(world.pool(), &events).await;
     let relay = start_relay(&world);
     wait_for_topics(&world).await;
-    let projector = start_projector(&world).await;
-    test_support::eventually(Duration::from_secs(180), "some events applied", || async {
-        (projector
-            .metric("tasktrail_projector_events_applied_total")
-            .await
-            > 50.0)
-            .then_some(())
-    })
-    .await;
+    // A real process, killed with SIGKILL: an aborted task would leave librdkafka's threads
+    // running (still heartbeating, still holding the partitions), which is not a crash.
+    let projector = spawn_projector_process(&world);
+    let applied =
+        test_support::eventually(Duration::from_secs(180), "some events applied", || async {
+            projector
+                .metric("tasktrail_projector_events_applied_total")
+                .await
+                .filter(|applied| *applied > 50.0)
+        })
+        .await;
     projector.kill();
+    assert!(
+        applied < events.len() as f64,
+        "killed mid-stream: {applied} of {} applied",
+        events.len()
+    );
     let restarted = start_projector(&world).await;
     world.wait_converged().await;
     restarted.stop().await;

@@ -264,11 +264,18 @@ impl ReadSide {
     }
 }
 
+impl ReadSide {
+    /// Drops its MongoDB database and deletes its Redis keys (what an operator's wipe does).
+    pub async fn wipe(&self) -> anyhow::Result<()> {
+        wipe(&self.database, &self.prefix).await
+    }
+}
+
 impl Drop for ReadSide {
     fn drop(&mut self) {
         // The test's runtime is blocked while this runs, so the clean-up uses clients of its own.
         let database = self.database.clone();
-        let pattern = format!("{}:*", self.prefix);
+        let prefix = self.prefix.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -277,30 +284,29 @@ impl Drop for ReadSide {
                 return;
             };
             runtime.block_on(async move {
-                let _ignored = tokio::time::timeout(Duration::from_secs(5), async {
-                    if let Ok(client) = service_runtime::mongo::connect(&servers().mongo).await {
-                        let _ignored = client.database(&database).drop().await;
-                    }
-                    let Ok(mut redis) = service_runtime::redis::connect(&servers().redis) else {
-                        return;
-                    };
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(&pattern)
-                        .query_async(&mut redis)
-                        .await
-                        .unwrap_or_default();
-                    if !keys.is_empty() {
-                        let _ignored = redis::cmd("DEL")
-                            .arg(keys)
-                            .query_async::<()>(&mut redis)
-                            .await;
-                    }
-                })
-                .await;
+                let _ignored =
+                    tokio::time::timeout(Duration::from_secs(5), wipe(&database, &prefix)).await;
             });
         });
         let _ignored = cleanup.join();
     }
+}
+
+async fn wipe(database: &str, prefix: &str) -> anyhow::Result<()> {
+    let client = service_runtime::mongo::connect(&servers().mongo).await?;
+    client.database(database).drop().await?;
+    let mut redis = service_runtime::redis::connect(&servers().redis)?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut redis)
+        .await?;
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut redis)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A fresh id.

@@ -1,0 +1,214 @@
+//! The services under test, run from their release binaries as child processes (so their
+//! memory is their own and a kill is a real one).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// Where and under which names one benchmark run keeps its data (nothing shared with a
+/// developer's own database, topics, collections or keys).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub database_url: String,
+    pub kafka_brokers: String,
+    pub topic_prefix: String,
+    pub mongo_url: String,
+    pub mongo_database: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+}
+
+impl Target {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("TASKTRAIL_DATABASE__URL", self.database_url.clone()),
+            ("TASKTRAIL_DATABASE__MAX_CONNECTIONS", "32".to_owned()),
+            ("TASKTRAIL_KAFKA__BROKERS", self.kafka_brokers.clone()),
+            ("TASKTRAIL_KAFKA__TOPIC_PREFIX", self.topic_prefix.clone()),
+            ("TASKTRAIL_MONGO__URL", self.mongo_url.clone()),
+            ("TASKTRAIL_MONGO__DATABASE", self.mongo_database.clone()),
+            ("TASKTRAIL_REDIS__URL", self.redis_url.clone()),
+            ("TASKTRAIL_REDIS__KEY_PREFIX", self.redis_prefix.clone()),
+            ("TASKTRAIL_AUTH__JWT_SECRET", JWT_SECRET.to_owned()),
+            ("TASKTRAIL_RATE_LIMIT__ENABLED", "false".to_owned()),
+            ("TASKTRAIL_LOG__FORMAT", "json".to_owned()),
+            ("TASKTRAIL_LOG__FILTER", "warn".to_owned()),
+        ]
+    }
+}
+
+/// The benchmark's own HS256 secret (both APIs must agree on it).
+const JWT_SECRET: &str = "tasktrail-bench-secret-at-least-32-bytes-long";
+
+/// One running service.
+#[derive(Debug)]
+pub struct Service {
+    pub name: &'static str,
+    pub url: String,
+    child: Child,
+}
+
+/// The directory of the release binaries: the benchmark's own.
+fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let own = std::env::current_exe().context("the benchmark's own path")?;
+    let path = own.with_file_name(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --release --locked --workspace` (scripts/bench does)",
+        path.display()
+    );
+    Ok(path)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl Service {
+    /// Starts `binary args…` with the target's settings plus `extra`, logs to `logs/<name>.log`,
+    /// and waits for `/healthz`.
+    pub async fn start(
+        name: &'static str,
+        args: &[&str],
+        target: &Target,
+        extra: &[(&str, String)],
+        logs: &Path,
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+        let mut command = Command::new(binary(binary_of(name))?);
+        command
+            .args(args)
+            .env("TASKTRAIL_HTTP__HOST", "127.0.0.1")
+            .env("TASKTRAIL_HTTP__PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        for (key, value) in target.env() {
+            command.env(key, value);
+        }
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let mut service = Self {
+            name,
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        service.wait_healthy(Duration::from_secs(60)).await?;
+        Ok(service)
+    }
+
+    async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("{} exited with {status}; see its log", self.name);
+            }
+            if let Ok(response) = reqwest::get(format!("{}/healthz", self.url)).await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "{} not healthy after {timeout:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Resident memory (VmRSS) in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        rss_mib(self.child.id()).unwrap_or(0.0)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A value of its `/metrics`.
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+            .with_context(|| format!("no metric {name} at {}", self.url))
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ignored = self.child.kill();
+        let _ignored = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn binary_of(name: &str) -> &str {
+    match name {
+        "command-api" | "command-api-stored" => "command-api",
+        "query-api" => "query-api",
+        _ => "projector",
+    }
+}
+
+/// Resident memory of a process in MiB, from `/proc/<pid>/status`.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Runs `binary args…` with the target's settings to its end; its stderr and stdout, or an
+/// error naming its exit status.
+pub async fn run_to_end(
+    name: &'static str,
+    args: &[&str],
+    target: &Target,
+    logs: &Path,
+) -> anyhow::Result<String> {
+    let mut command = tokio::process::Command::new(binary(binary_of(name))?);
+    command.args(args).stdin(Stdio::null());
+    for (key, value) in target.env() {
+        command.env(key, value);
+    }
+    let output = command
+        .output()
+        .await
+        .with_context(|| format!("running {name}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    std::fs::write(logs.join(format!("{name}-{}.log", args.join("-"))), &text)?;
+    anyhow::ensure!(output.status.success(), "{name} {args:?} failed: {text}");
+    Ok(text)
+}
