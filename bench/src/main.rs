@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
         topic_prefix: format!("bench{run}"),
         mongo_url: env(
             "TASKTRAIL_MONGO__URL",
-            "mongodb://127.0.0.1:27017/?directConnection=true",
+            "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false",
         ),
         mongo_database: format!("bench{run}"),
         redis_url: env("TASKTRAIL_REDIS__URL", "redis://127.0.0.1:6379"),
@@ -145,7 +145,18 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let query = Service::start("query-api", &[], &target, &[], &logs).await?;
-    let projector = Service::start("projector", &["run"], &target, &[], &logs).await?;
+    // info: its partition assignments and revocations, for a catch-up that stalls.
+    let projector = Service::start(
+        "projector",
+        &["run"],
+        &target,
+        &[(
+            "TASKTRAIL_LOG__FILTER",
+            "info,tasktrail_projector=debug".to_owned(),
+        )],
+        &logs,
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     report.memory_idle(&[&command, &query, &projector]);
     let api = Api::new(&command.url, &query.url);

@@ -229,9 +229,18 @@ async fn consume(
             }
         }
         let mut failures = 0_u32;
+        let started = std::time::Instant::now();
+        tracing::debug!(messages = batch.len(), "projector: batch received");
         loop {
             match process(store, generations, settings, status, &batch).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    tracing::debug!(
+                        messages = batch.len(),
+                        elapsed_ms = started.elapsed().as_millis(),
+                        "projector: batch applied"
+                    );
+                    break;
+                }
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     status.failures.fetch_add(1, Ordering::Relaxed);

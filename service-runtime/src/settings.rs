@@ -210,7 +210,9 @@ impl Default for MongoSettings {
 }
 
 fn default_mongo_url() -> Secret {
-    Secret::new("mongodb://127.0.0.1:27017/?directConnection=true&serverSelectionTimeoutMS=3000")
+    Secret::new(
+        "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false&serverSelectionTimeoutMS=3000",
+    )
 }
 
 #[cfg(test)]
