@@ -26,6 +26,10 @@ impl Latencies {
         self.0.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The `q` quantile (0..=1) in milliseconds; 0 when empty.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.0.is_empty() {

@@ -3,22 +3,16 @@
 //! PNG chart from it). Run it through `scripts/bench`, which starts the servers and builds the
 //! release binaries first.
 
-mod baselines;
-mod load;
-mod product;
-mod report;
-mod services;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use sqlx::Connection as _;
 
-use crate::product::Api;
-use crate::report::Report;
-use crate::services::{Service, Target};
+use tasktrail_bench::product::Api;
+use tasktrail_bench::report::Report;
+use tasktrail_bench::services::{self, Service, Target, event_store_tables, fresh_database};
+use tasktrail_bench::{baselines, product, report};
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -381,30 +375,6 @@ async fn catch_up(projector: &Service, stall: Duration) -> anyhow::Result<(f64, 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Drops and creates database `name` on the server of `url`; its URL.
-async fn fresh_database(url: &str, name: &str) -> anyhow::Result<String> {
-    let (server, _) = url
-        .rsplit_once('/')
-        .context("a database URL ends in /<name>")?;
-    let admin_url = format!("{server}/postgres");
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .with_context(|| format!("connecting to {admin_url}"))?;
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    Ok(format!("{server}/{name}"))
-}
-
-/// The event store's tables (what the command API's migrations create first).
-async fn event_store_tables(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("../migrations").run(pool).await?;
-    Ok(())
 }
 
 /// Seeds a store of `events`, runs `projector replay --quiet` on it, returns its events/s.

@@ -233,7 +233,7 @@ pub async fn read_your_writes(
     let mut lags = Latencies::default();
     let mut missed = 0;
     for n in 0..samples {
-        if missed >= 3 && lags.len() == 0 {
+        if missed >= 3 && lags.is_empty() {
             break;
         }
         let client = n % actors.len();

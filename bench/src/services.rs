@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use sqlx::Connection as _;
 
 /// Where and under which names one benchmark run keeps its data (nothing shared with a
 /// developer's own database, topics, collections or keys).
@@ -62,7 +63,11 @@ fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A port nothing listens on now.
+///
+/// # Errors
+/// No socket could be bound.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -78,8 +83,22 @@ impl Service {
         extra: &[(&str, String)],
         logs: &Path,
     ) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+        Self::start_at(name, args, target, extra, logs, free_port()?).await
+    }
+
+    /// [`Self::start`] on `port` (a restarted service keeps its address); the log is appended to.
+    pub async fn start_at(
+        name: &'static str,
+        args: &[&str],
+        target: &Target,
+        extra: &[(&str, String)],
+        logs: &Path,
+        port: u16,
+    ) -> anyhow::Result<Self> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{name}.log")))?;
         let mut command = Command::new(binary(binary_of(name))?);
         command
             .args(args)
@@ -152,6 +171,11 @@ impl Service {
         self.stop();
     }
 
+    /// SIGKILL and reap, in place (before a restart replaces it).
+    pub fn kill_now(&mut self) {
+        self.stop();
+    }
+
     fn stop(&mut self) {
         let _ignored = self.child.kill();
         let _ignored = self.child.wait();
@@ -211,4 +235,28 @@ pub async fn run_to_end(
     std::fs::write(logs.join(format!("{name}-{}.log", args.join("-"))), &text)?;
     anyhow::ensure!(output.status.success(), "{name} {args:?} failed: {text}");
     Ok(text)
+}
+
+/// Drops and creates database `name` on the server of `url`; its URL.
+pub async fn fresh_database(url: &str, name: &str) -> anyhow::Result<String> {
+    let (server, _) = url
+        .rsplit_once('/')
+        .context("a database URL ends in /<name>")?;
+    let admin_url = format!("{server}/postgres");
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .with_context(|| format!("connecting to {admin_url}"))?;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    Ok(format!("{server}/{name}"))
+}
+
+/// The event store's tables (what the command API's migrations create first).
+pub async fn event_store_tables(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    sqlx::migrate!("../migrations").run(pool).await?;
+    Ok(())
 }

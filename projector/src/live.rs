@@ -2,7 +2,7 @@
 //!
 //! Messages are read in batches (up to `batch_size`, waiting at most `batch_wait_ms` after the
 //! first), grouped by aggregate and applied ([`Store::apply_aggregate`]), several aggregates at
-//! once; offsets are committed only after every MongoDB and Redis write of the batch succeeded.
+//! once, then the statistics they changed are recounted once each ([`Store::recount`]); offsets are committed only after every MongoDB and Redis write of the batch succeeded.
 //! A batch that fails (a server down) is retried with backoff and never committed half-done.
 //! The active generation is re-read (cached ≤ 1 s) for every batch, so a replay's swap is
 //! followed within a batch.
@@ -28,7 +28,7 @@ use crate::model::AggregateKey;
 use crate::parked;
 use crate::projection::AGGREGATE_TYPES;
 use crate::settings::ProjectorSettings;
-use crate::store::Store;
+use crate::store::{Recounts, Store};
 
 /// `_id` in `read_model_meta` of the highest global position the projector applied.
 pub const POSITION_ID: &str = "projector_position";
@@ -366,14 +366,17 @@ async fn process(
         .buffer_unordered(settings.concurrency.max(1));
     let mut applied = 0;
     let mut position = 0;
+    let mut recounts = Recounts::default();
     while let Some(result) = results.next().await {
         let result = result?;
         applied += result.applied;
         position = position.max(result.position);
+        recounts.merge(result.recounts);
         if let Some((envelope, reason, held)) = result.parked {
             parked::park(&store.db, &envelope, &reason, held).await?;
         }
     }
+    store.recount(generation, &recounts).await?;
     if position > 0 {
         store
             .db

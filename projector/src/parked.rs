@@ -220,6 +220,7 @@ pub async fn retry(store: &Store, aggregate_id: &str) -> anyhow::Result<Retried>
     let result = store
         .apply_aggregate(generation, &key, envelopes, &dropped)
         .await?;
+    store.recount(generation, &result.recounts).await?;
     if let Some((envelope, reason, held)) = result.parked {
         park(&store.db, &envelope, &reason, held).await?;
         return Ok(Retried::StillParked(reason));
@@ -236,6 +237,7 @@ pub async fn retry(store: &Store, aggregate_id: &str) -> anyhow::Result<Retried>
     let again = store
         .apply_aggregate(generation, &key, later, &dropped)
         .await?;
+    store.recount(generation, &again.recounts).await?;
     if let Some((envelope, reason, held)) = again.parked {
         park(&store.db, &envelope, &reason, held).await?;
         return Ok(Retried::StillParked(reason));

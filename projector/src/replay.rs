@@ -29,7 +29,7 @@ use crate::events::{self, Position};
 use crate::model::{AggregateKey, Model, Outcome};
 use crate::parked;
 use crate::settings::ProjectorSettings;
-use crate::store::{self, COUNTS_RECOUNT, PROJECT_NAME_VERSION, Store};
+use crate::store::{self, COUNTS_RECOUNT, PROJECT_NAME_VERSION, Recounts, Store};
 
 /// The `_id` of the checkpoint in `projector_replay`.
 pub const CHECKPOINT_ID: &str = "replay";
@@ -293,6 +293,7 @@ async fn catch_up(
         }
         let keys: Vec<AggregateKey> = groups.keys().cloned().collect();
         let parked_keys = parked::parked_among(&store.db, &keys).await?;
+        let mut recounts = Recounts::default();
         for (key, envelopes) in groups {
             if parked_keys.contains(&key) {
                 continue;
@@ -300,10 +301,12 @@ async fn catch_up(
             let result = store
                 .apply_aggregate(generation, &key, envelopes, &dropped)
                 .await?;
+            recounts.merge(result.recounts);
             if let Some((envelope, reason, held)) = result.parked {
                 parked::park(&store.db, &envelope, &reason, held).await?;
             }
         }
+        store.recount(generation, &recounts).await?;
     }
 }
 

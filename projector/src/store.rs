@@ -6,7 +6,7 @@
 //! depends on and writes the derived values under a guard (`project_name_version`,
 //! `counts_recount`, the stats `recount`), so whichever of two writers runs last sees both writes.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
@@ -76,6 +76,53 @@ pub struct AggregateResult {
     pub position: i64,
     /// The aggregate got parked: the poison event, why, and the events behind it.
     pub parked: Option<(Envelope, String, Vec<Envelope>)>,
+    /// The statistics these events changed, for [`Store::recount`].
+    pub recounts: Recounts,
+}
+
+/// The projects and users whose task counts and statistics must be recounted, with the highest
+/// global position of the task events that changed them.
+///
+/// A recount reads every task of its project or assignee, so it is the costliest write of a
+/// task event. It is therefore collected over a whole batch and done once per project and user
+/// by [`Store::recount`] after the batch's own writes and before its offsets are committed: the
+/// result is the same as recounting after every event, because a recount depends only on the
+/// tasks as stored. Were the process to die in between, the redelivered batch redoes the
+/// effects of each aggregate's last event, which asks for the same recounts again.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recounts {
+    /// Project id → the position for its stats hash (`None`: counts and JSON only).
+    pub projects: BTreeMap<String, Option<i64>>,
+    /// User id → the position for their stats hash.
+    pub users: BTreeMap<String, i64>,
+}
+
+impl Recounts {
+    fn project(&mut self, id: &str, position: Option<i64>) {
+        let entry = self.projects.entry(id.to_owned()).or_default();
+        *entry = (*entry).max(position);
+    }
+
+    fn user(&mut self, id: &str, position: i64) {
+        let entry = self.users.entry(id.to_owned()).or_default();
+        *entry = (*entry).max(position);
+    }
+
+    /// Adds `other`'s recounts to these.
+    pub fn merge(&mut self, other: Self) {
+        for (id, position) in other.projects {
+            self.project(&id, position);
+        }
+        for (id, position) in other.users {
+            self.user(&id, position);
+        }
+    }
+
+    /// Nothing to recount.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.projects.is_empty() && self.users.is_empty()
+    }
 }
 
 /// The live read models.
@@ -97,6 +144,19 @@ impl std::fmt::Debug for Store {
             .field("db", &self.db.name())
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
+    }
+}
+
+/// The recounts a task event asks for: its project's, and those of the `affected` assignees.
+fn recounts_of_task(
+    recounts: &mut Recounts,
+    envelope: &Envelope,
+    task: &TaskView,
+    affected: &[String],
+) {
+    recounts.project(&task.project_id, Some(envelope.global_position));
+    for user in affected {
+        recounts.user(user, envelope.global_position);
     }
 }
 
@@ -142,6 +202,9 @@ impl Store {
     /// applied, fills a gap from PostgreSQL, stops at a poison event (returned as parked, with
     /// the events behind it). `dropped` holds the sequences an operator dropped.
     ///
+    /// The statistics are not recounted here: pass `result.recounts` of every aggregate of a
+    /// batch to [`Self::recount`] before committing the batch.
+    ///
     /// # Errors
     /// MongoDB, Redis or PostgreSQL failed: nothing is lost, the caller retries the batch.
     pub async fn apply_aggregate(
@@ -168,7 +231,8 @@ impl Store {
             if envelope.sequence == version && !filled {
                 // Applied already, but a crash may have cut its follow-up writes short (they
                 // come after the versioned write): redo them; they are idempotent.
-                self.redo_effects(generation, &envelope).await?;
+                self.redo_effects(generation, &envelope, &mut result.recounts)
+                    .await?;
                 continue;
             }
             if envelope.sequence <= version {
@@ -200,7 +264,10 @@ impl Store {
                 version = envelope.sequence;
                 continue;
             }
-            match self.apply_one(generation, &envelope).await? {
+            match self
+                .apply_one(generation, &envelope, &mut result.recounts)
+                .await?
+            {
                 Ok(()) => {
                     version = envelope.sequence;
                     result.applied += 1;
@@ -236,6 +303,7 @@ impl Store {
         &self,
         generation: u64,
         envelope: &Envelope,
+        recounts: &mut Recounts,
     ) -> anyhow::Result<Result<(), Poison>> {
         let event = match projection::decode(envelope) {
             Ok(event) => event,
@@ -243,8 +311,14 @@ impl Store {
         };
         let outcome = match event {
             Event::User(event) => self.apply_user(generation, envelope, &event).await?,
-            Event::Project(event) => self.apply_project(generation, envelope, &event).await?,
-            Event::Task(event) => self.apply_task(generation, envelope, &event).await?,
+            Event::Project(event) => {
+                self.apply_project(generation, envelope, &event, recounts)
+                    .await?
+            }
+            Event::Task(event) => {
+                self.apply_task(generation, envelope, &event, recounts)
+                    .await?
+            }
         };
         Ok(outcome)
     }
@@ -344,6 +418,7 @@ impl Store {
         generation: u64,
         envelope: &Envelope,
         event: &domain::ProjectEvent,
+        recounts: &mut Recounts,
     ) -> anyhow::Result<Result<(), Poison>> {
         let before = self
             .projects(generation)
@@ -366,7 +441,8 @@ impl Store {
             set,
         )
         .await?;
-        self.project_effects(generation, event, &project).await?;
+        self.project_effects(generation, event, &project, recounts)
+            .await?;
         Ok(Ok(()))
     }
 
@@ -376,6 +452,7 @@ impl Store {
         generation: u64,
         event: &domain::ProjectEvent,
         project: &ProjectView,
+        recounts: &mut Recounts,
     ) -> anyhow::Result<()> {
         let created = matches!(event, domain::ProjectEvent::ProjectCreated { .. });
         if created || matches!(event, domain::ProjectEvent::ProjectRenamed { .. }) {
@@ -392,7 +469,8 @@ impl Store {
         }
         if created {
             // Tasks projected before their project count now.
-            self.recount_project(generation, &project.id, None).await
+            recounts.project(&project.id, None);
+            Ok(())
         } else {
             self.refresh_project_json(generation, &project.id).await
         }
@@ -403,6 +481,7 @@ impl Store {
         generation: u64,
         envelope: &Envelope,
         event: &domain::TaskEvent,
+        recounts: &mut Recounts,
     ) -> anyhow::Result<Result<(), Poison>> {
         let before = self
             .tasks(generation)
@@ -432,20 +511,20 @@ impl Store {
         {
             affected.push(previous_assignee_id.to_string());
         }
-        self.task_effects(generation, envelope, event, &task, &affected)
+        self.task_effects(generation, envelope, event, &task)
             .await?;
+        recounts_of_task(recounts, envelope, &task, &affected);
         Ok(Ok(()))
     }
 
     /// What follows the write of a task's document (idempotent, see [`Self::redo_effects`]):
-    /// denormalized names, notifications, the stats of its project and of `affected` assignees.
+    /// denormalized names and notifications (the recounts it asks for are [`recounts_of_task`]).
     async fn task_effects(
         &self,
         generation: u64,
         envelope: &Envelope,
         event: &domain::TaskEvent,
         task: &TaskView,
-        affected: &[String],
     ) -> anyhow::Result<()> {
         let tasks = self.raw(&names::tasks(generation));
         // Denormalized names, read after our own write (see the module documentation).
@@ -484,14 +563,21 @@ impl Store {
         for notification in projection::notifications(envelope, event, task) {
             self.insert_notification(generation, &notification).await?;
         }
-        self.recount_project(generation, &task.project_id, Some(envelope.global_position))
-            .await?;
-        let mut affected = affected.to_vec();
-        affected.sort();
-        affected.dedup();
-        for user in &affected {
-            self.recount_user(generation, user, envelope.global_position)
+        Ok(())
+    }
+
+    /// Recounts the task counts and statistics of `recounts`' projects and users (see
+    /// [`Recounts`]): call it after the writes of a batch, before committing it.
+    ///
+    /// # Errors
+    /// MongoDB or Redis failed: the caller retries the batch.
+    pub async fn recount(&self, generation: u64, recounts: &Recounts) -> anyhow::Result<()> {
+        for (project_id, position) in &recounts.projects {
+            self.recount_project(generation, project_id, *position)
                 .await?;
+        }
+        for (user_id, position) in &recounts.users {
+            self.recount_user(generation, user_id, *position).await?;
         }
         Ok(())
     }
@@ -500,7 +586,12 @@ impl Store {
     /// The document is the state after it. A task's previous assignee is not known here (the
     /// document holds the new one), so after a crash right after a reassignment the previous
     /// assignee's per-user stats are recounted by their next task event, not now.
-    async fn redo_effects(&self, generation: u64, envelope: &Envelope) -> anyhow::Result<()> {
+    async fn redo_effects(
+        &self,
+        generation: u64,
+        envelope: &Envelope,
+        recounts: &mut Recounts,
+    ) -> anyhow::Result<()> {
         let Ok(event) = projection::decode(envelope) else {
             return Ok(()); // a dropped poison event has no effects
         };
@@ -513,7 +604,8 @@ impl Store {
             }
             Event::Project(event) => {
                 if let Some(project) = self.projects(generation).find_one(id).await? {
-                    self.project_effects(generation, &event, &project).await?;
+                    self.project_effects(generation, &event, &project, recounts)
+                        .await?;
                 }
             }
             Event::Task(event) => {
@@ -525,8 +617,9 @@ impl Store {
                     {
                         affected.push(previous_assignee_id.to_string());
                     }
-                    self.task_effects(generation, envelope, &event, &task, &affected)
+                    self.task_effects(generation, envelope, &event, &task)
                         .await?;
+                    recounts_of_task(recounts, envelope, &task, &affected);
                 }
             }
         }
@@ -687,7 +780,7 @@ impl Store {
         key: &str,
         recount: i64,
         position: i64,
-        fields: &std::collections::BTreeMap<String, i64>,
+        fields: &BTreeMap<String, i64>,
     ) -> anyhow::Result<()> {
         let mut redis = self.redis.clone();
         let script = redis::Script::new(SET_STATS);
@@ -740,4 +833,33 @@ pub fn project_json(project: &ProjectView, recount: i64) -> anyhow::Result<Strin
         map.insert(JSON_COUNTS_RECOUNT.to_owned(), recount.into());
     }
     serde_json::to_string(&value).context("encoding a project")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recounts;
+
+    #[test]
+    fn recounts_merge_to_one_per_project_and_user_at_the_highest_position() {
+        let mut batch = Recounts::default();
+        let mut first = Recounts::default();
+        first.project("p1", None);
+        first.project("p2", Some(7));
+        first.user("u1", 7);
+        let mut second = Recounts::default();
+        second.project("p1", Some(9));
+        second.project("p2", Some(3));
+        second.user("u1", 4);
+        second.user("u2", 9);
+        batch.merge(first);
+        batch.merge(second);
+        assert_eq!(
+            batch.projects.into_iter().collect::<Vec<_>>(),
+            [("p1".to_owned(), Some(9)), ("p2".to_owned(), Some(7))]
+        );
+        assert_eq!(
+            batch.users.into_iter().collect::<Vec<_>>(),
+            [("u1".to_owned(), 7), ("u2".to_owned(), 9)]
+        );
+    }
 }

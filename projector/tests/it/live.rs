@@ -134,9 +134,6 @@ async fn redelivering_every_message_twice_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky on the dev broker: passes alone (65 s); beside the other projector tests the \
-            restarted member is assigned every partition (logged) yet never receives one topic's \
-            messages; issue 5 note"]
 async fn a_projector_killed_mid_stream_restarts_to_the_documents_of_a_fresh_replay() {
     let world = World::new().await;
     let events = workload(13, 16, 800);

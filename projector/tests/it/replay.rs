@@ -200,6 +200,12 @@ async fn the_live_store_applied_event_by_event_equals_a_replay() {
             .await
             .expect("applied");
         assert!(result.parked.is_none(), "{:?}", result.parked);
+        // As the live projector does after each batch (here, batches of one event).
+        world
+            .store
+            .recount(1, &result.recounts)
+            .await
+            .expect("recounted");
     }
     let users = world
         .store
