@@ -5,6 +5,11 @@
 //! Convergence rule: a writer first writes its own document, then reads the documents it
 //! depends on and writes the derived values under a guard (`project_name_version`,
 //! `counts_recount`, the stats `recount`), so whichever of two writers runs last sees both writes.
+//!
+//! A guard "missing or older than `v`" is written `{ field: { $not: { $gte: v } } }`, never as
+//! an `$or` of `$lt` and `$exists: false`: the same documents match, and the development
+//! MongoDB server (SecantusDB) then still finds the document by `_id` instead of scanning the
+//! collection (measured on 20,000 tasks: 3 ms instead of 645 ms per update).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -458,10 +463,10 @@ impl Store {
         if created || matches!(event, domain::ProjectEvent::ProjectRenamed { .. }) {
             self.tasks(generation)
                 .update_many(
-                    doc! { "project_id": &project.id, "$or": [
-                        { PROJECT_NAME_VERSION: { "$lt": project.version } },
-                        { PROJECT_NAME_VERSION: { "$exists": false } },
-                    ] },
+                    doc! {
+                        "project_id": &project.id,
+                        PROJECT_NAME_VERSION: { "$not": { "$gte": project.version } },
+                    },
                     doc! { "$set": { "project_name": &project.name, PROJECT_NAME_VERSION: project.version } },
                 )
                 .await
@@ -536,10 +541,10 @@ impl Store {
         {
             tasks
                 .update_one(
-                    doc! { "_id": &task.id, "$or": [
-                        { PROJECT_NAME_VERSION: { "$lt": project.version } },
-                        { PROJECT_NAME_VERSION: { "$exists": false } },
-                    ] },
+                    doc! {
+                        "_id": &task.id,
+                        PROJECT_NAME_VERSION: { "$not": { "$gte": project.version } },
+                    },
                     doc! { "$set": { "project_name": &project.name, PROJECT_NAME_VERSION: project.version } },
                 )
                 .await
@@ -682,10 +687,7 @@ impl Store {
         let counts = projection::task_counts(&tasks);
         self.raw(&names::projects(generation))
             .update_one(
-                doc! { "_id": project_id, "$or": [
-                    { COUNTS_RECOUNT: { "$lt": recount } },
-                    { COUNTS_RECOUNT: { "$exists": false } },
-                ] },
+                doc! { "_id": project_id, COUNTS_RECOUNT: { "$not": { "$gte": recount } } },
                 doc! { "$set": {
                     "task_counts": bson::to_bson(&counts).context("encoding counts")?,
                     COUNTS_RECOUNT: recount,
