@@ -20,7 +20,7 @@ use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use tasktrail_bench::product::{Actor, Api};
 use tasktrail_bench::services::{
-    Service, Target, event_store_tables, free_port, fresh_database, run_to_end,
+    Service, Target, database_server_url, event_store_tables, free_port, fresh_database, run_to_end,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -83,23 +83,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     std::fs::create_dir_all(&cli.logs)?;
     let run = chrono::Utc::now().format("%H%M%S").to_string();
-    let env = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.to_owned());
-    let server_url = env(
-        "TASKTRAIL_DATABASE__URL",
-        "postgres://postgres@127.0.0.1:5432/tasktrail",
-    );
     let mut redis = PrivateRedis::start(&cli.logs.join("redis"))?;
+    let database_url = fresh_database(&database_server_url(), "tasktrail_chaos").await?;
     let target = Target {
-        database_url: fresh_database(&server_url, "tasktrail_chaos").await?,
-        kafka_brokers: env("TASKTRAIL_KAFKA__BROKERS", "127.0.0.1:9092"),
-        topic_prefix: format!("chaos{run}"),
-        mongo_url: env(
-            "TASKTRAIL_MONGO__URL",
-            "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false",
-        ),
-        mongo_database: format!("chaos{run}"),
         redis_url: redis.url(),
-        redis_prefix: format!("chaos{run}"),
+        ..Target::from_env(&format!("chaos{run}"), database_url)
     };
     let pool = sqlx::PgPool::connect(&target.database_url).await?;
     event_store_tables(&pool).await?;

@@ -64,23 +64,11 @@ async fn main() -> anyhow::Result<()> {
     let run = chrono::Utc::now().format("%H%M%S").to_string();
     std::fs::create_dir_all(cli.out.join("logs"))?;
     let logs = cli.out.join("logs");
-    let env = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.to_owned());
-    let server_url = env(
-        "TASKTRAIL_DATABASE__URL",
-        "postgres://postgres@127.0.0.1:5432/tasktrail",
+    let server_url = services::database_server_url();
+    let target = Target::from_env(
+        &format!("bench{run}"),
+        fresh_database(&server_url, "tasktrail_bench").await?,
     );
-    let target = Target {
-        database_url: fresh_database(&server_url, "tasktrail_bench").await?,
-        kafka_brokers: env("TASKTRAIL_KAFKA__BROKERS", "127.0.0.1:9092"),
-        topic_prefix: format!("bench{run}"),
-        mongo_url: env(
-            "TASKTRAIL_MONGO__URL",
-            "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false",
-        ),
-        mongo_database: format!("bench{run}"),
-        redis_url: env("TASKTRAIL_REDIS__URL", "redis://127.0.0.1:6379"),
-        redis_prefix: format!("bench{run}"),
-    };
     let mut report = Report::new(cli.quick, cli.phase(), cli.clients);
     let phase = cli.phase();
     let say = |what: &str| report::progress(what);

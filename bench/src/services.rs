@@ -21,7 +21,39 @@ pub struct Target {
     pub redis_prefix: String,
 }
 
+/// `key` from the environment (`.services/env`), or `default` (what `scripts/services` uses).
+fn setting(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+/// The PostgreSQL URL of `.services/env`; [`fresh_database`] makes a database of its own beside it.
+#[must_use]
+pub fn database_server_url() -> String {
+    setting(
+        "TASKTRAIL_DATABASE__URL",
+        "postgres://postgres@127.0.0.1:5432/tasktrail",
+    )
+}
+
 impl Target {
+    /// The servers of `.services/env`, with `database_url` and every other name (topic prefix,
+    /// MongoDB database, Redis prefix) set to `name`.
+    #[must_use]
+    pub fn from_env(name: &str, database_url: String) -> Self {
+        Self {
+            database_url,
+            kafka_brokers: setting("TASKTRAIL_KAFKA__BROKERS", "127.0.0.1:9092"),
+            topic_prefix: name.to_owned(),
+            mongo_url: setting(
+                "TASKTRAIL_MONGO__URL",
+                "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false",
+            ),
+            mongo_database: name.to_owned(),
+            redis_url: setting("TASKTRAIL_REDIS__URL", "redis://127.0.0.1:6379"),
+            redis_prefix: name.to_owned(),
+        }
+    }
+
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("TASKTRAIL_DATABASE__URL", self.database_url.clone()),

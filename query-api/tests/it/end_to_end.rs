@@ -119,6 +119,24 @@ impl System {
         let request = self.http.get(format!("{}{path}", self.query_url));
         self.send(request, Some(token)).await
     }
+
+    /// `projector replay` of every projection, running in the background.
+    async fn spawn_replay(
+        &self,
+    ) -> tokio::task::JoinHandle<anyhow::Result<tasktrail_projector::replay::ReplayReport>> {
+        let store = tasktrail_projector::startup::store(&self.projector)
+            .await
+            .expect("projector store");
+        let settings = self.projector.projector.clone();
+        tokio::spawn(async move {
+            let options = tasktrail_projector::replay::ReplayOptions {
+                projection: tasktrail_projector::replay::Projection::All,
+                dry_run: false,
+                progress: false,
+            };
+            tasktrail_projector::replay::replay(&store, &settings, options).await
+        })
+    }
 }
 
 #[tokio::test]
@@ -380,18 +398,7 @@ async fn a_write_is_readable_with_min_version_through_the_whole_pipeline() {
 
     // `projector replay` rebuilds every read model into a new generation beside the live one
     // (with the live projector running) and swaps; the query API answers all along.
-    let store = tasktrail_projector::startup::store(&system.projector)
-        .await
-        .expect("projector store");
-    let settings = system.projector.projector.clone();
-    let replaying = tokio::spawn(async move {
-        let options = tasktrail_projector::replay::ReplayOptions {
-            projection: tasktrail_projector::replay::Projection::All,
-            dry_run: false,
-            progress: false,
-        };
-        tasktrail_projector::replay::replay(&store, &settings, options).await
-    });
+    let replaying = system.spawn_replay().await;
     let mut answered = 0;
     loop {
         let finished = replaying.is_finished();
@@ -440,18 +447,7 @@ async fn a_write_is_readable_with_min_version_through_the_whole_pipeline() {
         .wipe()
         .await
         .expect("wipe MongoDB and Redis");
-    let store = tasktrail_projector::startup::store(&system.projector)
-        .await
-        .expect("projector store");
-    let settings = system.projector.projector.clone();
-    let replaying = tokio::spawn(async move {
-        let options = tasktrail_projector::replay::ReplayOptions {
-            projection: tasktrail_projector::replay::Projection::All,
-            dry_run: false,
-            progress: false,
-        };
-        tasktrail_projector::replay::replay(&store, &settings, options).await
-    });
+    let replaying = system.spawn_replay().await;
     let mut statuses = std::collections::BTreeSet::new();
     while !replaying.is_finished() {
         for (path, token) in &reads {
