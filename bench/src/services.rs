@@ -208,6 +208,11 @@ impl Service {
         self.stop();
     }
 
+    /// How the process ended, if it has (without waiting).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     fn stop(&mut self) {
         let _ignored = self.child.kill();
         let _ignored = self.child.wait();

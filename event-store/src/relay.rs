@@ -181,6 +181,25 @@ pub async fn lag(pool: &PgPool) -> anyhow::Result<Lag> {
     Ok(Lag { events, seconds })
 }
 
+/// The offset after the last message Kafka acknowledged, for every partition of `topics` the
+/// relay published to (`relay_partitions`): `(topic, partition, next offset)`.
+///
+/// # Errors
+/// PostgreSQL unreachable.
+pub async fn partition_offsets(
+    pool: &PgPool,
+    topics: &[String],
+) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    sqlx::query_as(
+        "SELECT topic, partition, next_offset FROM relay_partitions
+          WHERE topic = ANY($1) ORDER BY topic, partition",
+    )
+    .bind(topics)
+    .fetch_all(pool)
+    .await
+    .context("reading the relay's partition offsets")
+}
+
 /// The stored checkpoint pair, if the relay published anything yet.
 pub async fn checkpoint(pool: &PgPool) -> anyhow::Result<Option<(u64, i64)>> {
     let row: Option<(String, i64)> = sqlx::query_as(
@@ -272,6 +291,26 @@ ON CONFLICT (name) DO UPDATE
    SET transaction_id = EXCLUDED.transaction_id,
        global_position = EXCLUDED.global_position,
        updated_at = EXCLUDED.updated_at";
+
+/// The checkpoint and, in the same statement, the next offset of every partition the batch went
+/// to (`relay_partitions`, read by the projector's lag).
+const WRITE_CHECKPOINT_AND_PARTITIONS: &str = "
+WITH checkpoint AS (
+    INSERT INTO relay_checkpoint (name, transaction_id, global_position, updated_at)
+    VALUES ($1, $2::text::xid8, $3, now())
+    ON CONFLICT (name) DO UPDATE
+       SET transaction_id = EXCLUDED.transaction_id,
+           global_position = EXCLUDED.global_position,
+           updated_at = EXCLUDED.updated_at)
+INSERT INTO relay_partitions (topic, partition, next_offset, updated_at)
+SELECT topic, partition, next_offset, now()
+  FROM UNNEST($4::text[], $5::int4[], $6::int8[]) AS p(topic, partition, next_offset)
+ON CONFLICT (topic, partition) DO UPDATE
+   SET next_offset = EXCLUDED.next_offset,
+       updated_at = EXCLUDED.updated_at";
+
+/// Per (topic, partition): the offset after the last message Kafka acknowledged in a batch.
+type NextOffsets = HashMap<(String, i32), i64>;
 
 /// The outbox relay (see the module documentation).
 #[derive(Debug)]
@@ -463,31 +502,48 @@ impl Relay {
                 continue;
             };
 
-            if let Err(error) = self
+            let next_offsets = match self
                 .publish(connection, producer, rows, (&xid, position))
                 .await?
             {
-                self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
-                publish_failures = publish_failures.saturating_add(1);
-                let pause = backoff(publish_failures);
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    retry_in_ms = pause.as_millis(),
-                    "relay: publishing a batch failed; retrying it"
-                );
-                if let Some((code, reason)) = producer.client().fatal_error() {
-                    anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
+                Ok(next_offsets) => next_offsets,
+                Err(error) => {
+                    self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+                    publish_failures = publish_failures.saturating_add(1);
+                    let pause = backoff(publish_failures);
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        retry_in_ms = pause.as_millis(),
+                        "relay: publishing a batch failed; retrying it"
+                    );
+                    if let Some((code, reason)) = producer.client().fatal_error() {
+                        anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
+                    }
+                    if publish_failures >= PRODUCER_RENEWAL_FAILURES {
+                        // A producer can stay stuck on a broker that came back different (new
+                        // producer ids, lost partitions); a new one starts clean.
+                        return Err(error.context("replacing the Kafka producer"));
+                    }
+                    tokio::time::sleep(pause).await;
+                    continue;
                 }
-                if publish_failures >= PRODUCER_RENEWAL_FAILURES {
-                    // A producer can stay stuck on a broker that came back different (new
-                    // producer ids, lost partitions); a new one starts clean.
-                    return Err(error.context("replacing the Kafka producer"));
-                }
-                tokio::time::sleep(pause).await;
-                continue;
-            }
+            };
             publish_failures = 0;
 
+            let (topics, (partitions, offsets)): (Vec<String>, (Vec<i32>, Vec<i64>)) = next_offsets
+                .into_iter()
+                .map(|((topic, partition), offset)| (topic, (partition, offset)))
+                .unzip();
+            sqlx::query(WRITE_CHECKPOINT_AND_PARTITIONS)
+                .bind(CHECKPOINT_NAME)
+                .bind(&last_xid)
+                .bind(last_position)
+                .bind(topics)
+                .bind(partitions)
+                .bind(offsets)
+                .execute(&mut *connection)
+                .await
+                .context("storing the relay checkpoint")?;
             self.status
                 .last_transaction_id
                 .store(parse_xid(&last_xid)?, Ordering::Relaxed);
@@ -498,13 +554,6 @@ impl Relay {
             self.status
                 .events_published
                 .fetch_add(count as u64, Ordering::Relaxed);
-            sqlx::query(WRITE_CHECKPOINT)
-                .bind(CHECKPOINT_NAME)
-                .bind(&last_xid)
-                .bind(last_position)
-                .execute(&mut *connection)
-                .await
-                .context("storing the relay checkpoint")?;
             tracing::debug!(events = count, last_position, "relay: batch published");
             xid = last_xid;
             position = last_position;
@@ -526,7 +575,8 @@ impl Relay {
         }
     }
 
-    /// Sends every event of the batch (in order) and waits until Kafka acknowledged all of them.
+    /// Sends every event of the batch (in order) and waits until Kafka acknowledged all of them;
+    /// returns the offset after the last acknowledged message of every partition it went to.
     /// Every `message_timeout` without the acknowledgement counts a publish error and checks the
     /// broker (fatal producer error, lost topics), then keeps waiting for the same messages.
     ///
@@ -539,8 +589,8 @@ impl Relay {
         producer: &FutureProducer,
         rows: Vec<EventRow>,
         checkpoint: (&str, i64),
-    ) -> anyhow::Result<anyhow::Result<()>> {
-        let mut deliveries: Vec<DeliveryFuture> = Vec::with_capacity(rows.len());
+    ) -> anyhow::Result<anyhow::Result<NextOffsets>> {
+        let mut deliveries: Vec<(String, DeliveryFuture)> = Vec::with_capacity(rows.len());
         for row in rows {
             let envelope = row.into_envelope();
             let topic = format!("{}.{}", self.settings.topic_prefix, envelope.aggregate_type);
@@ -561,7 +611,7 @@ impl Relay {
             loop {
                 match producer.send_result(record) {
                     Ok(delivery) => {
-                        deliveries.push(delivery);
+                        deliveries.push((topic, delivery));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
@@ -575,16 +625,22 @@ impl Relay {
             }
         }
         let acknowledged = async move {
-            for delivery in deliveries {
+            let mut next_offsets = NextOffsets::new();
+            for (topic, delivery) in deliveries {
                 match delivery.await {
-                    Ok(Ok(_delivered)) => {}
+                    Ok(Ok(delivered)) => {
+                        let next = next_offsets
+                            .entry((topic, delivered.partition))
+                            .or_default();
+                        *next = (*next).max(delivered.offset + 1);
+                    }
                     Ok(Err((error, _message))) => {
                         return Err(error).context("Kafka did not acknowledge an event");
                     }
                     Err(_canceled) => anyhow::bail!("the Kafka producer dropped a delivery"),
                 }
             }
-            Ok(())
+            Ok(next_offsets)
         };
         let mut acknowledged = std::pin::pin!(acknowledged);
         let started = tokio::time::Instant::now();
@@ -649,6 +705,12 @@ impl Relay {
                 .execute(&mut *connection)
                 .await
                 .context("resetting the relay checkpoint")?;
+            // The lost log's offsets mean nothing in the new one (which may even have other
+            // partitions); the re-published batches write them again.
+            sqlx::query("DELETE FROM relay_partitions")
+                .execute(&mut *connection)
+                .await
+                .context("forgetting the lost partitions' offsets")?;
             self.status.republishes.fetch_add(1, Ordering::Relaxed);
             self.status.last_transaction_id.store(0, Ordering::Relaxed);
             self.status.last_global_position.store(0, Ordering::Relaxed);

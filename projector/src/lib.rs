@@ -7,12 +7,14 @@
 //! - [`store`]: the live read models in MongoDB and Redis (guarded writes, gap filling).
 //! - [`live`]: `projector run`, the Kafka consumer group and the deadline job.
 //! - [`parked`]: poison events and `projector parked …`.
+//! - [`lag`]: how far the projector trails, per Kafka partition (`/metrics`).
 //! - [`replay`]: `projector replay`.
 //!
 //! `main.rs` parses the command line ([`cli`]) and runs the chosen subcommand.
 
 pub mod cli;
 pub mod events;
+pub mod lag;
 pub mod live;
 pub mod metrics;
 pub mod model;

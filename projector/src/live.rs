@@ -14,13 +14,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use mongodb::bson::doc;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
-use read_model::{ActiveGeneration, Envelope, Generation, names};
+use read_model::{ActiveGeneration, Envelope, Generation};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
@@ -29,9 +28,6 @@ use crate::parked;
 use crate::projection::AGGREGATE_TYPES;
 use crate::settings::ProjectorSettings;
 use crate::store::{Recounts, Store};
-
-/// `_id` in `read_model_meta` of the highest global position the projector applied.
-pub const POSITION_ID: &str = "projector_position";
 
 /// Counters of the live projector, for `/metrics`.
 #[derive(Debug, Default)]
@@ -377,36 +373,9 @@ async fn process(
         }
     }
     store.recount(generation, &recounts).await?;
-    if position > 0 {
-        store
-            .db
-            .collection::<mongodb::bson::Document>(names::META)
-            .update_one(
-                doc! { "_id": POSITION_ID },
-                doc! { "$max": { "global_position": position } },
-            )
-            .upsert(true)
-            .await
-            .context("recording the applied position")?;
-    }
     status.applied.fetch_add(applied, Ordering::Relaxed);
     status.position.fetch_max(position, Ordering::Relaxed);
     Ok(())
-}
-
-/// The highest global position applied (by any member), from `read_model_meta`.
-///
-/// # Errors
-/// MongoDB unreachable.
-pub async fn applied_position(db: &mongodb::Database) -> anyhow::Result<i64> {
-    let found = db
-        .collection::<mongodb::bson::Document>(names::META)
-        .find_one(doc! { "_id": POSITION_ID })
-        .await
-        .context("reading the applied position")?;
-    Ok(found
-        .and_then(|d| d.get_i64("global_position").ok())
-        .unwrap_or(0))
 }
 
 /// The periodic deadline job: overdue notifications for open tasks past their due date.

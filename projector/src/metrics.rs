@@ -1,4 +1,4 @@
-//! The projector's `/metrics`: lag from PostgreSQL positions, applied events, parked events.
+//! The projector's `/metrics`: lag (see [`crate::lag`]), applied events, parked events.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -6,17 +6,17 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 use service_runtime::metrics::{Collect, Exposition};
-use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use crate::live::{self, LiveStatus};
-use crate::{events, parked};
+use crate::lag::LagProbe;
+use crate::live::LiveStatus;
+use crate::parked;
 
 /// Collects the projector's metrics on every scrape.
 #[derive(Debug)]
 pub struct ProjectorMetrics {
     status: Arc<LiveStatus>,
-    pool: PgPool,
+    lag: LagProbe,
     db: mongodb::Database,
     last_scrape: Mutex<(Instant, u64)>,
 }
@@ -24,10 +24,10 @@ pub struct ProjectorMetrics {
 impl ProjectorMetrics {
     /// Metrics of the projector whose counters are `status`.
     #[must_use]
-    pub fn new(status: Arc<LiveStatus>, pool: PgPool, db: mongodb::Database) -> Self {
+    pub fn new(status: Arc<LiveStatus>, lag: LagProbe, db: mongodb::Database) -> Self {
         Self {
             status,
-            pool,
+            lag,
             db,
             last_scrape: Mutex::new((Instant::now(), 0)),
         }
@@ -72,30 +72,27 @@ impl Collect for ProjectorMetrics {
                 "Kafka messages that were not event envelopes (skipped).",
                 self.status.undecodable.load(Ordering::Relaxed),
             );
-            match live::applied_position(&self.db).await {
-                Ok(applied_position) => {
-                    match events::last_position(&self.pool).await {
-                        #[expect(
-                            clippy::cast_precision_loss,
-                            reason = "Prometheus samples are floats"
-                        )]
-                        Ok(last) => out.gauge(
-                            "tasktrail_projector_lag_events",
-                            "Last global position in the event store minus the last applied one.",
-                            (last - applied_position).max(0) as f64,
-                        ),
-                        Err(error) => out.error("tasktrail_projector_lag_events", &error),
-                    }
-                    match events::age_after(&self.pool, applied_position).await {
-                        Ok(seconds) => out.gauge(
+            match self.lag.measure().await {
+                Ok(lag) => {
+                    #[expect(clippy::cast_precision_loss, reason = "Prometheus samples are floats")]
+                    out.gauge(
+                        "tasktrail_projector_lag_events",
+                        "Events in the event store not applied yet: unpublished ones plus, per Kafka partition, the relay's last offset minus the group's committed offset.",
+                        lag.events as f64,
+                    );
+                    match lag.seconds {
+                        Some(seconds) => out.gauge(
                             "tasktrail_projector_lag_seconds",
-                            "Age of the oldest event after the last applied position.",
+                            "Age of the oldest event not applied yet.",
                             seconds,
                         ),
-                        Err(error) => out.error("tasktrail_projector_lag_seconds", &error),
+                        None => out.error(
+                            "tasktrail_projector_lag_seconds",
+                            &"a trailing partition's first message could not be read from Kafka",
+                        ),
                     }
                 }
-                Err(error) => out.error("tasktrail_projector_lag_events", &error),
+                Err(error) => out.error("tasktrail_projector_lag_events", &format!("{error:#}")),
             }
             match parked::count(&self.db).await {
                 #[expect(clippy::cast_precision_loss, reason = "Prometheus samples are floats")]

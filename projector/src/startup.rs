@@ -8,6 +8,7 @@ use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
 use service_runtime::metrics::{self, Metrics};
 
+use crate::lag::LagProbe;
 use crate::live::{self, LiveStatus};
 use crate::metrics::ProjectorMetrics;
 use crate::settings::Settings;
@@ -43,9 +44,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         .with(health::Mongo(store.db.client().clone()))
         .with(health::Redis(store.redis.clone()))
         .with(health::Postgres(store.pool.clone()));
+    let lag = LagProbe::new(
+        store.pool.clone(),
+        &settings.kafka.brokers,
+        &settings.projector.group_id,
+        live::topics(&settings.kafka.topic_prefix),
+    )?;
     let metrics = Metrics::new().with(ProjectorMetrics::new(
         Arc::clone(&status),
-        store.pool.clone(),
+        lag,
         store.db.clone(),
     ));
     let router = Router::new()

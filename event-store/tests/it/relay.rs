@@ -404,6 +404,7 @@ async fn publishes_every_event_in_aggregate_order_and_checkpoints_the_last_pair(
 
 #[tokio::test]
 async fn of_two_relays_only_one_publishes_and_the_other_takes_over_when_it_dies() {
+    service_runtime::telemetry::init(&service_runtime::telemetry::LogSettings::default());
     let db = TestDatabase::new().await;
     let prefix = unique_name("relay_two");
     let first = start(&db.pool, settings(&prefix, 3));

@@ -3,6 +3,7 @@
 //! Redis key prefix.
 
 mod helpers;
+mod lag;
 mod live;
 mod parked;
 mod readiness;
