@@ -409,25 +409,35 @@ async fn user(
     };
     record(&acknowledged, &actor.user_id, 1);
     record(&acknowledged, &actor.project_id, 1);
-    let mut tasks: Vec<String> = Vec::new();
+    // Each task with whether it is in progress: every status change is a valid one (pending ↔
+    // in progress), so a refusal can only come from a fault.
+    let mut tasks: Vec<(String, bool)> = Vec::new();
     let mut count = 0_u64;
     while !stop.is_cancelled() {
         count += 1;
         let outcome = if tasks.is_empty() || count.is_multiple_of(3) {
             api.create_task(&actor, count).await.map(|(id, version)| {
-                tasks.push(id.clone());
+                tasks.push((id.clone(), false));
                 (id, version)
             })
         } else {
-            let task = tasks[usize::try_from(count).unwrap_or(0) % tasks.len()].clone();
-            let status = if count.is_multiple_of(2) {
-                "in_progress"
-            } else {
+            let index = usize::try_from(count).unwrap_or(0) % tasks.len();
+            let (task, in_progress) = tasks[index].clone();
+            let status = if in_progress {
                 "pending"
+            } else {
+                "in_progress"
             };
-            api.change_status(&actor, &task, status)
-                .await
-                .map(|version| (task, version))
+            let outcome = api.change_status(&actor, &task, status).await;
+            // "status_unchanged": an earlier change was committed but its reply was lost to a
+            // fault; the task already has the status asked for.
+            let unchanged = outcome
+                .as_ref()
+                .is_err_and(|error| error.to_string().contains("status_unchanged"));
+            if outcome.is_ok() || unchanged {
+                tasks[index].1 = !in_progress;
+            }
+            outcome.map(|version| (task, version))
         };
         match outcome {
             Ok((id, version)) => {
