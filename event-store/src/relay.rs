@@ -284,30 +284,33 @@ SELECT transaction_id::text AS transaction_id, global_position, event_id, aggreg
  ORDER BY transaction_id, global_position
  LIMIT $3";
 
-const WRITE_CHECKPOINT: &str = "
-INSERT INTO relay_checkpoint (name, transaction_id, global_position, updated_at)
+/// The upsert of the relay's checkpoint row; a macro so that both statements below share it.
+macro_rules! upsert_checkpoint {
+    () => {
+        "INSERT INTO relay_checkpoint (name, transaction_id, global_position, updated_at)
 VALUES ($1, $2::text::xid8, $3, now())
 ON CONFLICT (name) DO UPDATE
    SET transaction_id = EXCLUDED.transaction_id,
        global_position = EXCLUDED.global_position,
-       updated_at = EXCLUDED.updated_at";
+       updated_at = EXCLUDED.updated_at"
+    };
+}
+
+const WRITE_CHECKPOINT: &str = upsert_checkpoint!();
 
 /// The checkpoint and, in the same statement, the next offset of every partition the batch went
 /// to (`relay_partitions`, read by the projector's lag).
-const WRITE_CHECKPOINT_AND_PARTITIONS: &str = "
-WITH checkpoint AS (
-    INSERT INTO relay_checkpoint (name, transaction_id, global_position, updated_at)
-    VALUES ($1, $2::text::xid8, $3, now())
-    ON CONFLICT (name) DO UPDATE
-       SET transaction_id = EXCLUDED.transaction_id,
-           global_position = EXCLUDED.global_position,
-           updated_at = EXCLUDED.updated_at)
+const WRITE_CHECKPOINT_AND_PARTITIONS: &str = concat!(
+    "WITH checkpoint AS (",
+    upsert_checkpoint!(),
+    ")
 INSERT INTO relay_partitions (topic, partition, next_offset, updated_at)
 SELECT topic, partition, next_offset, now()
   FROM UNNEST($4::text[], $5::int4[], $6::int8[]) AS p(topic, partition, next_offset)
 ON CONFLICT (topic, partition) DO UPDATE
    SET next_offset = EXCLUDED.next_offset,
-       updated_at = EXCLUDED.updated_at";
+       updated_at = EXCLUDED.updated_at"
+);
 
 /// Per (topic, partition): the offset after the last message Kafka acknowledged in a batch.
 type NextOffsets = HashMap<(String, i32), i64>;

@@ -147,29 +147,3 @@ pub async fn progress(pool: &PgPool, position: &Position) -> anyhow::Result<(u64
         u64::try_from(done).unwrap_or(0),
     ))
 }
-
-/// The last global position in the store (0 when empty).
-///
-/// # Errors
-/// PostgreSQL unreachable.
-pub async fn last_position(pool: &PgPool) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT COALESCE(max(global_position), 0) FROM events")
-        .fetch_one(pool)
-        .await
-        .context("reading the last global position")
-}
-
-/// Age in seconds of the oldest event after `position` (0 if none).
-///
-/// # Errors
-/// PostgreSQL unreachable.
-pub async fn age_after(pool: &PgPool, position: i64) -> anyhow::Result<f64> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(recorded_at)), 0)::float8
-           FROM events WHERE global_position > $1",
-    )
-    .bind(position)
-    .fetch_one(pool)
-    .await
-    .context("reading the age of the oldest unapplied event")
-}

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -40,8 +40,6 @@ pub struct LiveStatus {
     pub undecodable: AtomicU64,
     /// Batches that failed and were retried.
     pub failures: AtomicU64,
-    /// Highest global position handled by this member.
-    pub position: AtomicI64,
 }
 
 struct Received {
@@ -361,12 +359,10 @@ async fn process(
         })
         .buffer_unordered(settings.concurrency.max(1));
     let mut applied = 0;
-    let mut position = 0;
     let mut recounts = Recounts::default();
     while let Some(result) = results.next().await {
         let result = result?;
         applied += result.applied;
-        position = position.max(result.position);
         recounts.merge(result.recounts);
         if let Some((envelope, reason, held)) = result.parked {
             parked::park(&store.db, &envelope, &reason, held).await?;
@@ -374,7 +370,6 @@ async fn process(
     }
     store.recount(generation, &recounts).await?;
     status.applied.fetch_add(applied, Ordering::Relaxed);
-    status.position.fetch_max(position, Ordering::Relaxed);
     Ok(())
 }
 

@@ -77,8 +77,6 @@ return 1
 pub struct AggregateResult {
     /// Events applied.
     pub applied: u64,
-    /// The highest global position among the events handled (applied or already applied).
-    pub position: i64,
     /// The aggregate got parked: the poison event, why, and the events behind it.
     pub parked: Option<(Envelope, String, Vec<Envelope>)>,
     /// The statistics these events changed, for [`Store::recount`].
@@ -221,14 +219,7 @@ impl Store {
     ) -> anyhow::Result<AggregateResult> {
         envelopes.sort_by_key(|e| e.sequence);
         envelopes.dedup_by_key(|e| e.sequence);
-        let mut result = AggregateResult {
-            position: envelopes
-                .iter()
-                .map(|e| e.global_position)
-                .max()
-                .unwrap_or(0),
-            ..AggregateResult::default()
-        };
+        let mut result = AggregateResult::default();
         let mut pending: VecDeque<Envelope> = envelopes.into();
         let mut version = self.version(generation, key).await?;
         let mut filled = false;
@@ -263,7 +254,6 @@ impl Store {
                 filled = true;
                 continue;
             }
-            result.position = result.position.max(envelope.global_position);
             if dropped.contains(&(key.0.clone(), key.1.clone(), envelope.sequence)) {
                 self.skip(generation, &envelope).await?;
                 version = envelope.sequence;
