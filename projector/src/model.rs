@@ -25,6 +25,8 @@ pub enum Outcome {
     Applied,
     /// Already applied (sequence <= version): nothing changed.
     Duplicate,
+    /// An operator dropped it: the document's version moved past it, nothing else changed.
+    Dropped,
     /// Later than the next expected sequence: not applied.
     Gap {
         /// The document's version.
@@ -74,10 +76,18 @@ pub struct Stats {
 
 impl Stats {
     fn add(&mut self, field: String, delta: i64) {
-        let value = self.fields.entry(field.clone()).or_default();
-        *value += delta;
-        if *value == 0 {
-            self.fields.remove(&field);
+        match self.fields.entry(field) {
+            std::collections::btree_map::Entry::Occupied(mut entry) => {
+                *entry.get_mut() += delta;
+                if *entry.get() == 0 {
+                    entry.remove();
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                if delta != 0 {
+                    entry.insert(delta);
+                }
+            }
         }
     }
 
@@ -229,7 +239,7 @@ impl Model {
             envelope.sequence,
         )) {
             self.skip(envelope);
-            return Outcome::Applied;
+            return Outcome::Dropped;
         }
         match self.apply_event(envelope) {
             Ok(()) => Outcome::Applied,

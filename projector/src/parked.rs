@@ -102,7 +102,8 @@ pub async fn hold(db: &Database, key: &AggregateKey, envelopes: &[Envelope]) -> 
     db.collection::<Document>(names::PARKED)
         .update_one(
             doc! { "_id": parked_id(&key.0, &key.1) },
-            doc! { "$push": { "held": { "$each": held } } },
+            // A set: a batch retried after a failure holds the same events again.
+            doc! { "$addToSet": { "held": { "$each": held } } },
         )
         .await
         .context("holding events behind a parked one")?;

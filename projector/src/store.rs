@@ -107,7 +107,7 @@ impl std::fmt::Debug for Store {
 /// What a batch did.
 #[derive(Debug, Default)]
 pub struct Applied {
-    /// Events applied (dropped ones included).
+    /// Events applied (not counting duplicates and dropped ones).
     pub applied: u64,
     /// Aggregates that got parked, with the events behind them.
     pub parked: Vec<ParkedAt>,
@@ -194,6 +194,9 @@ impl Store {
                 }
             }
         }
+        if groups.is_empty() {
+            return Ok(Applied::default());
+        }
         let dropped = parked::dropped(&self.db).await?;
 
         let mut session = self
@@ -219,7 +222,7 @@ impl Store {
                         key.0,
                         key.1
                     ),
-                    Outcome::Duplicate | Outcome::Held | Outcome::Parked(_) => {}
+                    Outcome::Duplicate | Outcome::Dropped | Outcome::Held | Outcome::Parked(_) => {}
                 }
             }
         }

@@ -23,6 +23,7 @@ pub async fn ensure_indexes(db: &Database, generation: u64) -> crate::Result<()>
             names::users(generation),
             vec![
                 unique(doc! { "username": 1 }),
+                plain(doc! { "username": 1, "_id": 1 }),
                 plain(doc! { "username_lower": 1 }),
                 plain(doc! { "first_name_lower": 1 }),
                 plain(doc! { "last_name_lower": 1 }),
@@ -34,16 +35,23 @@ pub async fn ensure_indexes(db: &Database, generation: u64) -> crate::Result<()>
                 plain(doc! { "owner_id": 1 }),
                 plain(doc! { "member_ids": 1 }),
                 plain(doc! { "name_lower": 1 }),
+                plain(doc! { "created_at": 1, "_id": 1 }),
             ],
         ),
         (
             names::tasks(generation),
             vec![
+                // A project's tasks, filtered by status, in each order the API offers.
                 plain(doc! { "project_id": 1, "status": 1 }),
-                plain(doc! { "assignee_id": 1, "status": 1 }),
-                plain(doc! { "project_id": 1, "due_date": 1 }),
                 plain(doc! { "project_id": 1, "created_at": 1, "_id": 1 }),
-                plain(doc! { "created_by": 1 }),
+                plain(doc! { "project_id": 1, "due_date": 1, "_id": 1 }),
+                plain(doc! { "project_id": 1, "updated_at": 1, "_id": 1 }),
+                // An assignee's tasks (lists and statistics).
+                plain(doc! { "assignee_id": 1, "status": 1 }),
+                // Every task, for administrators, in each order.
+                plain(doc! { "created_at": 1, "_id": 1 }),
+                plain(doc! { "due_date": 1, "_id": 1 }),
+                plain(doc! { "updated_at": 1, "_id": 1 }),
             ],
         ),
         (
