@@ -75,7 +75,7 @@ impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            batch_size: 500,
+            batch_size: 2000,
             poll_interval_ms: 1000,
             topic_check_interval_ms: 5000,
             max_lag_events: 10_000,

@@ -83,7 +83,7 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             topic_prefix: "tasktrail".to_owned(),
-            batch_size: 500,
+            batch_size: 2000,
             poll_interval: Duration::from_secs(1),
             partitions: 3,
             replication_factor: 1,
@@ -368,6 +368,9 @@ impl Relay {
             // No local deadline: a message that times out while in flight may still be written
             // later, after its re-sent successors. The relay watches the deadline itself.
             .set("message.timeout.ms", "0")
+            // Send as soon as the batch is queued (librdkafka's default waits 5 ms for more):
+            // the relay hands over whole batches, and this wait would be read-your-writes lag.
+            .set("linger.ms", "1")
             .create()
             .context("creating the relay's Kafka producer")
     }

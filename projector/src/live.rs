@@ -80,6 +80,10 @@ pub fn consumer(
             settings.heartbeat_interval_ms.to_string(),
         )
         .set("topic.metadata.refresh.interval.ms", "2000")
+        // How long the broker may hold a fetch that found nothing. A broker that answers a
+        // fetch as soon as data arrives (Apache Kafka) makes this only the idle poll; one that
+        // holds it for the whole wait (the development broker) adds up to this much lag.
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
         .create_with_context(Rebalances)
         .context("creating the projector's Kafka consumer")
 }

@@ -42,6 +42,9 @@ pub struct ProjectorSettings {
     pub group_id: String,
     /// Messages per batch at most (`BATCH_SIZE`, default 2000).
     pub batch_size: usize,
+    /// The longest a fetch waits at the broker for new messages (`FETCH_WAIT_MAX_MS`, default
+    /// 10): the most a quiet projector adds to the read-your-writes lag.
+    pub fetch_wait_max_ms: u64,
     /// Consumer session timeout (`SESSION_TIMEOUT_MS`, default 6000).
     pub session_timeout_ms: u64,
     /// Consumer heartbeat interval (`HEARTBEAT_INTERVAL_MS`, default 500).
@@ -59,6 +62,7 @@ impl Default for ProjectorSettings {
         Self {
             group_id: "tasktrail-projector".to_owned(),
             batch_size: 2000,
+            fetch_wait_max_ms: 10,
             session_timeout_ms: 6000,
             heartbeat_interval_ms: 500,
             deadline_interval_secs: 60,

@@ -148,20 +148,25 @@ pub struct AlsoWrite {
     pub set: Document,
 }
 
-/// A stored statistics document: the counters, their revision and position.
-#[derive(Debug, Clone, Default)]
-struct StoredStats {
-    stats: Stats,
-    revision: i64,
-}
 
-/// What was read for a batch: the versions the writes are guarded by.
+/// The documents a batch read, as stored: each write is guarded by the version (revision) it
+/// was read at and sets only the fields that changed.
 #[derive(Debug, Default)]
 struct Loaded {
-    users: HashMap<String, i64>,
-    projects: HashMap<String, i64>,
-    tasks: HashMap<String, i64>,
-    stats: HashMap<String, i64>,
+    users: HashMap<String, Document>,
+    projects: HashMap<String, Document>,
+    tasks: HashMap<String, Document>,
+    stats: HashMap<String, Document>,
+}
+
+impl Loaded {
+    /// The revision of each statistics document read.
+    fn revisions(&self) -> HashMap<String, i64> {
+        self.stats
+            .iter()
+            .map(|(id, d)| (id.clone(), d.get_i64("rev").unwrap_or(0)))
+            .collect()
+    }
 }
 
 impl Store {
@@ -199,6 +204,7 @@ impl Store {
         }
         let dropped = parked::dropped(&self.db).await?;
 
+        let started = std::time::Instant::now();
         let mut session = self
             .db
             .client()
@@ -211,6 +217,7 @@ impl Store {
             .context("starting a MongoDB transaction")?;
         let (mut model, loaded) = self.load(&mut session, generation, &mut groups).await?;
         model.dropped = dropped;
+        let loaded_at = started.elapsed();
 
         let mut applied = 0;
         for (key, group) in &groups {
@@ -226,16 +233,28 @@ impl Store {
                 }
             }
         }
+        let folded_at = started.elapsed();
         let written = self
             .write(&mut session, generation, &mut model, &loaded, options.also)
             .await?;
+        let written_at = started.elapsed();
         session
             .commit_transaction()
             .await
             .context("committing the batch's MongoDB transaction")?;
-        let mut revisions = loaded.stats;
+        let committed_at = started.elapsed();
+        let mut revisions = loaded.revisions();
         revisions.extend(written);
         self.copy_to_redis(generation, &model, &revisions).await?;
+        tracing::debug!(
+            events = applied,
+            read_ms = loaded_at.as_millis(),
+            fold_ms = (folded_at - loaded_at).as_millis(),
+            write_ms = (written_at - folded_at).as_millis(),
+            commit_ms = (committed_at - written_at).as_millis(),
+            redis_ms = (started.elapsed() - committed_at).as_millis(),
+            "projector: batch timings"
+        );
         let parked = std::mem::take(&mut model.parked);
         if options.park {
             for at in parked.values() {
@@ -257,18 +276,22 @@ impl Store {
         generation: u64,
         groups: &mut HashMap<AggregateKey, Vec<Envelope>>,
     ) -> anyhow::Result<(Model, Loaded)> {
-
-        let mut users: Vec<UserView> =
-            find_by_ids(&self.db, session, &names::users(generation), &ids_of(groups, "user")).await?;
-        let mut projects: Vec<ProjectView> = find_by_ids(
+        let mut raw_users =
+            find_by_ids(&self.db, session, &names::users(generation), &ids_of(groups, "user"))
+                .await?;
+        let mut raw_projects = find_by_ids(
             &self.db,
             session,
             &names::projects(generation),
             &ids_of(groups, "project"),
         )
         .await?;
-        let tasks: Vec<TaskView> =
-            find_by_ids(&self.db, session, &names::tasks(generation), &ids_of(groups, "task")).await?;
+        let raw_tasks =
+            find_by_ids(&self.db, session, &names::tasks(generation), &ids_of(groups, "task"))
+                .await?;
+        let users: Vec<UserView> = decode_all(&raw_users)?;
+        let projects: Vec<ProjectView> = decode_all(&raw_projects)?;
+        let tasks: Vec<TaskView> = decode_all(&raw_tasks)?;
 
         // Gaps: the events after the stored version come from the event store.
         let mut versions: HashMap<AggregateKey, i64> = HashMap::new();
@@ -343,40 +366,37 @@ impl Store {
             .filter(|id| !users.iter().any(|u| &u.id == *id))
             .cloned()
             .collect();
-        projects.extend(
-            find_by_ids::<ProjectView>(
-                &self.db,
-                session,
-                &names::projects(generation),
-                &more_projects,
-            )
-            .await?,
+        raw_projects.extend(
+            find_by_ids(&self.db, session, &names::projects(generation), &more_projects).await?,
         );
-        users.extend(
-            find_by_ids::<UserView>(&self.db, session, &names::users(generation), &more_users)
-                .await?,
-        );
+        raw_users
+            .extend(find_by_ids(&self.db, session, &names::users(generation), &more_users).await?);
         let stats_ids: Vec<String> = project_ids
             .iter()
             .map(|id| crate::model::project_stats_id(id))
             .chain(user_ids.iter().map(|id| crate::model::user_stats_id(id)))
             .collect();
-        let stored_stats = find_stats(&self.db, session, generation, &stats_ids).await?;
+        let raw_stats = find_by_ids(&self.db, session, &names::stats(generation), &stats_ids).await?;
 
-        let loaded = Loaded {
-            users: users.iter().map(|d| (d.id.clone(), d.version)).collect(),
-            projects: projects.iter().map(|d| (d.id.clone(), d.version)).collect(),
-            tasks: tasks.iter().map(|d| (d.id.clone(), d.version)).collect(),
-            stats: stored_stats
-                .iter()
-                .map(|(id, s)| (id.clone(), s.revision))
-                .collect(),
+        let model = Model::with_documents(
+            decode_all(&raw_users)?,
+            decode_all(&raw_projects)?,
+            tasks,
+            raw_stats.iter().filter_map(decode_stats).collect(),
+        );
+        let by_id = |documents: Vec<Document>| -> HashMap<String, Document> {
+            documents
+                .into_iter()
+                .filter_map(|d| Some((d.get_str("_id").ok()?.to_owned(), d)))
+                .collect()
         };
-        let stats = stored_stats
-            .into_iter()
-            .map(|(id, stored)| (id, stored.stats))
-            .collect();
-        Ok((Model::with_documents(users, projects, tasks, stats), loaded))
+        let loaded = Loaded {
+            users: by_id(raw_users),
+            projects: by_id(raw_projects),
+            tasks: by_id(raw_tasks),
+            stats: by_id(raw_stats),
+        };
+        Ok((model, loaded))
     }
 
     /// Writes what changed in the model, in the transaction; returns the statistics written
@@ -405,8 +425,8 @@ impl Store {
         let mut statements = Vec::new();
         for id in &stats_ids {
             let stats = model.stats.get(id).cloned().unwrap_or_default();
-            let previous = loaded.stats.get(id).copied();
-            let revision = previous.unwrap_or(0) + 1;
+            let previous = loaded.stats.get(id);
+            let revision = previous.and_then(|d| d.get_i64("rev").ok()).unwrap_or(0) + 1;
             let fields: Document = stats
                 .fields
                 .iter()
@@ -435,7 +455,7 @@ impl Store {
                 statements.push(guarded(
                     id,
                     "version",
-                    loaded.users.get(id).copied(),
+                    loaded.users.get(id),
                     document,
                 ));
             }
@@ -461,7 +481,7 @@ impl Store {
                 statements.push(guarded(
                     id,
                     "version",
-                    loaded.projects.get(id).copied(),
+                    loaded.projects.get(id),
                     document,
                 ));
             }
@@ -481,7 +501,7 @@ impl Store {
                 statements.push(guarded(
                     id,
                     "version",
-                    loaded.tasks.get(id).copied(),
+                    loaded.tasks.get(id),
                     document,
                 ));
             }
@@ -684,14 +704,26 @@ fn ids_of(groups: &HashMap<AggregateKey, Vec<Envelope>>, aggregate_type: &str) -
         .collect()
 }
 
-/// An update statement that replaces document `id` where `field` still has the value it was
-/// read with, or inserts it where none was read (if one exists after all, the insert fails on
-/// its duplicate `_id` and the batch is retried).
-fn guarded(id: &str, field: &str, previous: Option<i64>, document: Document) -> Document {
-    match previous {
-        Some(previous) => doc! { "q": { "_id": id, field: previous }, "u": document },
+/// An update statement that writes `after` over the document read as `before`, where `field`
+/// still has the value it was read with, setting only the fields that changed (an index is
+/// touched only when its keys changed); or inserts `after` where nothing was read (if a document
+/// exists after all, the insert fails on its duplicate `_id` and the batch is retried).
+fn guarded(id: &str, field: &str, before: Option<&Document>, after: Document) -> Document {
+    match before {
+        Some(before) => {
+            let previous = before.get(field).cloned().unwrap_or(Bson::Null);
+            let mut changed: Document = after
+                .into_iter()
+                .filter(|(key, value)| before.get(key) != Some(value))
+                .collect();
+            if changed.is_empty() {
+                // Still a write: two batches that touch one document must conflict.
+                changed.insert(field, previous.clone());
+            }
+            doc! { "q": { "_id": id, field: previous }, "u": { "$set": changed } }
+        }
         None => doc! {
-            "q": { "_id": id, field: { "$exists": false } }, "u": document, "upsert": true,
+            "q": { "_id": id, field: { "$exists": false } }, "u": after, "upsert": true,
         },
     }
 }
@@ -732,12 +764,12 @@ async fn update(
 }
 
 /// The documents of `collection` with these ids, read in the transaction.
-async fn find_by_ids<T: DeserializeOwned + Send + Sync>(
+async fn find_by_ids(
     db: &Database,
     session: &mut ClientSession,
     collection: &str,
     ids: &[String],
-) -> anyhow::Result<Vec<T>> {
+) -> anyhow::Result<Vec<Document>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -747,53 +779,38 @@ async fn find_by_ids<T: DeserializeOwned + Send + Sync>(
         .session(&mut *session)
         .await
         .with_context(|| format!("reading {collection}"))?;
-    let documents: Vec<Document> = cursor
+    cursor
         .stream(session)
         .try_collect()
         .await
-        .with_context(|| format!("reading {collection}"))?;
+        .with_context(|| format!("reading {collection}"))
+}
+
+/// Stored documents as read-model structs.
+fn decode_all<T: DeserializeOwned>(documents: &[Document]) -> anyhow::Result<Vec<T>> {
     documents
-        .into_iter()
-        .map(|d| {
-            read_model::codec::from_document(d).with_context(|| format!("decoding {collection}"))
-        })
+        .iter()
+        .map(|d| read_model::codec::from_document(d.clone()).context("decoding a read model"))
         .collect()
 }
 
-/// The statistics documents with these ids, read in the transaction.
-async fn find_stats(
-    db: &Database,
-    session: &mut ClientSession,
-    generation: u64,
-    ids: &[String],
-) -> anyhow::Result<HashMap<String, StoredStats>> {
-    let documents: Vec<Document> = find_by_ids(db, session, &names::stats(generation), ids).await?;
-    Ok(documents
-        .into_iter()
-        .filter_map(|d| {
-            let id = d.get_str("_id").ok()?.to_owned();
-            let fields = d
-                .get_document("fields")
-                .map(|fields| {
-                    fields
-                        .iter()
-                        .filter_map(|(k, v)| {
-                            let n = v.as_i64().or_else(|| v.as_i32().map(i64::from))?;
-                            Some((k.clone(), n))
-                        })
-                        .collect()
+/// A stored statistics document: its id and counters.
+fn decode_stats(document: &Document) -> Option<(String, Stats)> {
+    let id = document.get_str("_id").ok()?.to_owned();
+    let fields = document
+        .get_document("fields")
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|(k, v)| {
+                    let n = v.as_i64().or_else(|| v.as_i32().map(i64::from))?;
+                    Some((k.clone(), n))
                 })
-                .unwrap_or_default();
-            let stored = StoredStats {
-                stats: Stats {
-                    fields,
-                    position: d.get_i64("position").unwrap_or(0),
-                },
-                revision: d.get_i64("rev").unwrap_or(0),
-            };
-            Some((id, stored))
+                .collect()
         })
-        .collect())
+        .unwrap_or_default();
+    let position = document.get_i64("position").unwrap_or(0);
+    Some((id, Stats { fields, position }))
 }
 
 /// The Redis JSON of a project: the document plus its statistics revision (the write guard).
@@ -833,16 +850,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_guarded_statement_replaces_at_the_read_version_or_inserts() {
-        let document = doc! { "_id": "a", "version": 3 };
+    fn a_guarded_statement_sets_what_changed_at_the_read_version_or_inserts() {
+        let before = doc! { "_id": "a", "title": "old", "status": "pending", "version": 2_i64 };
+        let after = doc! { "_id": "a", "title": "new", "status": "pending", "version": 3_i64 };
         assert_eq!(
-            guarded("a", "version", Some(2), document.clone()),
-            doc! { "q": { "_id": "a", "version": 2_i64 }, "u": document.clone() }
+            guarded("a", "version", Some(&before), after.clone()),
+            doc! {
+                "q": { "_id": "a", "version": 2_i64 },
+                "u": { "$set": { "title": "new", "version": 3_i64 } },
+            }
         );
         assert_eq!(
-            guarded("a", "version", None, document.clone()),
+            guarded("a", "version", Some(&before), before.clone()),
+            doc! { "q": { "_id": "a", "version": 2_i64 }, "u": { "$set": { "version": 2_i64 } } },
+            "an unchanged document is still written (batches touching it conflict)"
+        );
+        assert_eq!(
+            guarded("a", "version", None, after.clone()),
             doc! {
-                "q": { "_id": "a", "version": { "$exists": false } }, "u": document, "upsert": true,
+                "q": { "_id": "a", "version": { "$exists": false } }, "u": after, "upsert": true,
             }
         );
     }
