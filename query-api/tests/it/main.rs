@@ -7,3 +7,4 @@ mod readiness;
 mod reads;
 mod resilience;
 mod router;
+mod security;
