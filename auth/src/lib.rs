@@ -37,11 +37,11 @@ pub mod tokens;
 mod throttle;
 
 pub use extract::{AuthError, AuthUser, Authenticator, bearer_token};
+pub use login_throttle::{LoginThrottle, Throttled};
 pub use password::{
     PasswordError, Plaintext, dummy_verify, hash_password, hash_password_blocking, verify_password,
     verify_password_blocking, verify_password_or_dummy,
 };
-pub use login_throttle::{LoginThrottle, Throttled};
 pub use rate_limit::{RateLimitSettings, RateLimiter};
 pub use revocation::{RevocationError, Revocations};
 pub use settings::{AuthSettings, AuthSettingsError, JwtAlgorithm};

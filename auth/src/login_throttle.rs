@@ -54,10 +54,7 @@ pub struct Throttled {
 
 impl IntoResponse for Throttled {
     fn into_response(self) -> Response {
-        tracing::info!(
-            retry_after_secs = self.retry_after_secs,
-            "login throttled"
-        );
+        tracing::info!(retry_after_secs = self.retry_after_secs, "login throttled");
         let mut response = ErrorBody::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -201,7 +198,6 @@ impl LoginThrottle {
             Err(_) => redis_down(&"timed out"),
         }
     }
-
 }
 
 fn redis_down(error: &dyn std::fmt::Display) {

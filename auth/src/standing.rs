@@ -163,8 +163,7 @@ impl Revocations {
             .arg(standing.encode())
             .arg(standing.generation)
             .arg(STANDING_TTL.as_secs());
-        if let Err(error) =
-            with_timeout(invocation.invoke_async::<i64>(&mut redis)).await
+        if let Err(error) = with_timeout(invocation.invoke_async::<i64>(&mut redis)).await
             && REDIS_DOWN.ready()
         {
             tracing::warn!(%error, "a user's standing was not copied to Redis (logged at most every 10 s)");

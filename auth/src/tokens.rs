@@ -607,7 +607,10 @@ mod tests {
         for (what, token) in [
             ("nbf in the future", tokens.sign(&not_yet).expect("sign")),
             ("exp in the year 9999", tokens.sign(&forever).expect("sign")),
-            ("iat in the future", tokens.sign(&from_the_future).expect("sign")),
+            (
+                "iat in the future",
+                tokens.sign(&from_the_future).expect("sign"),
+            ),
             ("no nbf", no_nbf),
         ] {
             assert!(

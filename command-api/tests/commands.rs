@@ -1094,7 +1094,8 @@ async fn finding_01_without_a_signing_key_the_service_refuses_to_start() {
         .expect("no secret, no start");
     let message = format!("{error:#}");
     assert!(
-        message.contains("TASKTRAIL_AUTH__JWT_SECRET") && message.contains("openssl rand -base64 48"),
+        message.contains("TASKTRAIL_AUTH__JWT_SECRET")
+            && message.contains("openssl rand -base64 48"),
         "{message}"
     );
     // And a running API refuses an admin token forged with the old published secret
@@ -1118,13 +1119,19 @@ async fn finding_02_deactivation_password_and_role_changes_end_earlier_tokens() 
     let (_, admin) = app.admin("root").await;
     let create = |token: String| {
         let app = &app;
-        async move { app.post("/projects", &token, json!({ "name": "P" })).await.status }
+        async move {
+            app.post("/projects", &token, json!({ "name": "P" }))
+                .await
+                .status
+        }
     };
 
     // Given a user with a working token, when they are deactivated, then it stops at once
     let (kim, kim_token) = app.user("kim").await;
     assert_eq!(create(kim_token.clone()).await, StatusCode::CREATED);
-    let reply = app.send(Method::DELETE, &format!("/users/{kim}"), Some(&admin), None).await;
+    let reply = app
+        .send(Method::DELETE, &format!("/users/{kim}"), Some(&admin), None)
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(create(kim_token).await, StatusCode::UNAUTHORIZED);
 
@@ -1149,7 +1156,11 @@ async fn finding_02_deactivation_password_and_role_changes_end_earlier_tokens() 
     // (max is an admin in the registry only; make the aggregate agree, then demote for real)
     for role in ["admin", "user"] {
         let reply = app
-            .put(&format!("/users/{max}/role"), &admin, json!({ "role": role }))
+            .put(
+                &format!("/users/{max}/role"),
+                &admin,
+                json!({ "role": role }),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
@@ -1157,9 +1168,13 @@ async fn finding_02_deactivation_password_and_role_changes_end_earlier_tokens() 
         let app = &app;
         let ned = ned.clone();
         async move {
-            app.put(&format!("/users/{ned}/role"), &token, json!({ "role": "admin" }))
-                .await
-                .status
+            app.put(
+                &format!("/users/{ned}/role"),
+                &token,
+                json!({ "role": "admin" }),
+            )
+            .await
+            .status
         }
     };
     assert_eq!(promote_ned(max_token).await, StatusCode::UNAUTHORIZED);
@@ -1175,22 +1190,42 @@ async fn finding_03_a_password_change_needs_the_current_password_an_admin_reset_
     let (oli, token) = app.user("oli").await;
     let path = format!("/users/{oli}/password");
     // Without the current password: 422 naming the field
-    let reply = app.put(&path, &token, json!({ "password": "new password!" })).await;
-    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    let reply = app
+        .put(&path, &token, json!({ "password": "new password!" }))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
     assert_eq!(reply.body["error"]["details"]["field"], "current_password");
     // With a wrong one: 403, and nothing changed
     let reply = app
-        .put(&path, &token, json!({ "password": "new password!", "current_password": "a guess!" }))
+        .put(
+            &path,
+            &token,
+            json!({ "password": "new password!", "current_password": "a guess!" }),
+        )
         .await;
-    assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "wrong_password"));
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::FORBIDDEN, "wrong_password")
+    );
     assert_eq!(app.event_types("user", &oli).await, ["UserRegistered"]);
     // An admin resets it without the current password; the metadata records it
     let (_, admin) = app.admin("boss").await;
-    let reply = app.put(&path, &admin, json!({ "password": "reset by boss" })).await;
+    let reply = app
+        .put(&path, &admin, json!({ "password": "reset by boss" }))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let events = app.events("user", &oli).await;
     assert_eq!(events[1].1, "UserPasswordChanged");
-    assert_eq!(events[1].2["action"], "admin_password_reset", "{}", events[1].2);
+    assert_eq!(
+        events[1].2["action"], "admin_password_reset",
+        "{}",
+        events[1].2
+    );
     app.token("oli", "reset by boss").await;
 }
 
@@ -1219,26 +1254,53 @@ async fn finding_04_login_throttling_holds_per_account_and_per_client_whatever_t
     };
     // A success resets: two failures, a success, two failures still pass through to 401
     for _ in 0..2 {
-        assert_eq!(login("pat", "wrong!!!", None).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            login("pat", "wrong!!!", None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
-    assert_eq!(login("pat", "correct horse", None).await.status, StatusCode::OK);
+    assert_eq!(
+        login("pat", "correct horse", None).await.status,
+        StatusCode::OK
+    );
     // Three wrong passwords against pat, each with a different user's token attached
     for token in [Some(pat.clone()), Some(quinn.clone()), None] {
-        assert_eq!(login("pat", "wrong!!!", token).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            login("pat", "wrong!!!", token).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     // Then even the right password is refused with 429 and Retry-After
     let refused = login("pat", "correct horse", Some(quinn.clone())).await;
-    assert_eq!((refused.status, refused.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
-    let retry: u64 = refused.headers["retry-after"].to_str().expect("ascii").parse().expect("secs");
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
     assert!((1..=900).contains(&retry), "{retry}");
     // Another account is not locked by pat's failures…
-    assert_eq!(login("quinn", "correct horse", None).await.status, StatusCode::OK);
+    assert_eq!(
+        login("quinn", "correct horse", None).await.status,
+        StatusCode::OK
+    );
     // …but this client is, after its eighth failure (five so far), for every account
     for user in ["nobody1", "nobody2", "nobody3"] {
-        assert_eq!(login(user, "wrong!!!", None).await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            login(user, "wrong!!!", None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
     }
     let refused = login("quinn", "correct horse", None).await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
 }
 
 /// Findings 5 and 6: hostile text is refused with 422 naming the field, and never reaches
@@ -1259,9 +1321,14 @@ async fn finding_05_06_hostile_text_is_422_naming_the_field_never_503() {
         "<script>alert(1)</script>@example.com",
         "\"<b>\"@example.com",
     ] {
-        let reply = app.send(Method::POST, "/auth/register", None, Some(register(email))).await;
+        let reply = app
+            .send(Method::POST, "/auth/register", None, Some(register(email)))
+            .await;
         assert_eq!(
-            (reply.status, reply.body["error"]["details"]["field"].as_str()),
+            (
+                reply.status,
+                reply.body["error"]["details"]["field"].as_str()
+            ),
             (StatusCode::UNPROCESSABLE_ENTITY, Some("email")),
             "{email:?}: {}",
             reply.body
@@ -1270,20 +1337,43 @@ async fn finding_05_06_hostile_text_is_422_naming_the_field_never_503() {
     // A NUL at login is a wrong login, not a database error
     for (username, password) in [("rae\u{0}", "correct horse"), ("rae", "correct\u{0}horse")] {
         let reply = app
-            .send(Method::POST, "/auth/token", None, Some(json!({ "username": username, "password": password })))
+            .send(
+                Method::POST,
+                "/auth/token",
+                None,
+                Some(json!({ "username": username, "password": password })),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
     }
-    let project = app.post("/projects", &token, json!({ "name": "P" })).await.id();
+    let project = app
+        .post("/projects", &token, json!({ "name": "P" }))
+        .await
+        .id();
     for (path, body, field) in [
         ("/projects".to_owned(), json!({ "name": "\u{0}" }), "name"),
-        ("/projects".to_owned(), json!({ "name": "ok", "description": "a\u{0}b" }), "description"),
-        (format!("/projects/{project}/tasks"), json!({ "title": "\u{0}" }), "title"),
-        (format!("/projects/{project}/tasks"), json!({ "title": "a\u{202E}b" }), "title"),
+        (
+            "/projects".to_owned(),
+            json!({ "name": "ok", "description": "a\u{0}b" }),
+            "description",
+        ),
+        (
+            format!("/projects/{project}/tasks"),
+            json!({ "title": "\u{0}" }),
+            "title",
+        ),
+        (
+            format!("/projects/{project}/tasks"),
+            json!({ "title": "a\u{202E}b" }),
+            "title",
+        ),
     ] {
         let reply = app.post(&path, &token, body).await;
         assert_eq!(
-            (reply.status, reply.body["error"]["details"]["field"].as_str()),
+            (
+                reply.status,
+                reply.body["error"]["details"]["field"].as_str()
+            ),
             (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
             "{path}: {}",
             reply.body
@@ -1307,17 +1397,34 @@ async fn finding_07_an_unsafe_request_id_is_replaced_before_it_is_stored() {
             .send()
             .await
             .expect("request");
-        let echoed = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         let body: Value = response.json().await.expect("json");
-        let events = app.events("project", body["id"].as_str().expect("id")).await;
-        let stored = events[0].2["request_id"].as_str().expect("request id").to_owned();
-        let correlation = events[0].2["correlation_id"].as_str().expect("correlation").to_owned();
+        let events = app
+            .events("project", body["id"].as_str().expect("id"))
+            .await;
+        let stored = events[0].2["request_id"]
+            .as_str()
+            .expect("request id")
+            .to_owned();
+        let correlation = events[0].2["correlation_id"]
+            .as_str()
+            .expect("correlation")
+            .to_owned();
         if kept {
-            assert_eq!((stored.as_str(), echoed.as_str(), correlation.as_str()), (sent, sent, sent));
+            assert_eq!(
+                (stored.as_str(), echoed.as_str(), correlation.as_str()),
+                (sent, sent, sent)
+            );
         } else {
             assert!(uuid::Uuid::parse_str(&stored).is_ok(), "{stored}");
             assert_eq!(echoed, stored);
-            assert_eq!(correlation, stored, "an unsafe correlation id falls back to the request id");
+            assert_eq!(
+                correlation, stored,
+                "an unsafe correlation id falls back to the request id"
+            );
         }
     }
 }
@@ -1328,7 +1435,9 @@ async fn finding_08_nosniff_and_no_store_headers() {
     let app = TestApp::spawn().await;
     let (_, token) = app.user("uma").await;
     let ok = app.post("/projects", &token, json!({ "name": "P" })).await;
-    let refused = app.send(Method::POST, "/projects", None, Some(json!({}))).await;
+    let refused = app
+        .send(Method::POST, "/projects", None, Some(json!({})))
+        .await;
     let missing = app.send(Method::POST, "/nothing", None, None).await;
     for reply in [&ok, &refused, &missing] {
         assert_eq!(reply.headers["x-content-type-options"], "nosniff");
@@ -1343,7 +1452,12 @@ async fn finding_08_nosniff_and_no_store_headers() {
         .send()
         .await
         .expect("preflight");
-    assert!(preflight.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     // …and an allow-listed origin gets it
     let cors = TestApp::spawn_with(|settings| {
         settings.http.cors_allowed_origins = "https://app.example".to_owned();
@@ -1357,7 +1471,10 @@ async fn finding_08_nosniff_and_no_store_headers() {
         .send()
         .await
         .expect("preflight");
-    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
 }
 
 /// Finding 9: a 429 never breaks a kept-alive connection: every POST on one connection gets an
@@ -1389,7 +1506,10 @@ async fn finding_09_429_answers_keep_the_connection_usable() {
             refused += 1;
             assert!(response.headers().get("retry-after").is_some());
         }
-        response.bytes().await.unwrap_or_else(|e| panic!("body {i}: {e}"));
+        response
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("body {i}: {e}"));
     }
     assert!(refused >= 15, "{refused}");
 }
@@ -1413,7 +1533,12 @@ async fn finding_10_nbf_exp_bound_and_unknown_sub_are_401() {
     ] {
         let token = forged(&claims, &hs256, SECRET);
         let reply = app.post("/projects", &token, json!({ "name": "P" })).await;
-        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{what}: {}",
+            reply.body
+        );
     }
     let fine = forged(&claims(&wes, now, now + 600), &hs256, SECRET);
     let reply = app.post("/projects", &fine, json!({ "name": "P" })).await;
@@ -1441,7 +1566,9 @@ async fn finding_11_the_openapi_document_tells_the_truth() {
                 continue;
             }
             operations += 1;
-            for status in ["400", "401", "403", "404", "409", "413", "415", "422", "429", "503"] {
+            for status in [
+                "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
+            ] {
                 assert_eq!(
                     operation["responses"][status]["content"]["application/json"]["schema"]["$ref"],
                     "#/components/schemas/Error",
@@ -1449,9 +1576,10 @@ async fn finding_11_the_openapi_document_tells_the_truth() {
                 );
             }
             if method != "post" && path.contains("{id}") {
-                let documented = operation["parameters"]
-                    .as_array()
-                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match" && p["in"] == "header"));
+                let documented = operation["parameters"].as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == "If-Match" && p["in"] == "header")
+                });
                 assert!(documented, "{method} {path}: If-Match");
             }
         }
@@ -1462,11 +1590,21 @@ async fn finding_11_the_openapi_document_tells_the_truth() {
         schemas["ChangeStatusRequest"]["properties"]["status"]["enum"],
         json!(["pending", "in_progress", "done", "cancelled"])
     );
-    assert_eq!(schemas["ChangeRoleRequest"]["properties"]["role"]["enum"], json!(["user", "admin"]));
+    assert_eq!(
+        schemas["ChangeRoleRequest"]["properties"]["role"]["enum"],
+        json!(["user", "admin"])
+    );
     let (_, token) = app.user("xena").await;
-    for path in ["/users/not-a-uuid/role", "/tasks/42/status", "/users/x/password"] {
+    for path in [
+        "/users/not-a-uuid/role",
+        "/tasks/42/status",
+        "/users/x/password",
+    ] {
         let reply = app.put(path, &token, json!({})).await;
-        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_id"), "{path}");
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "invalid_id"),
+            "{path}"
+        );
     }
 }
-

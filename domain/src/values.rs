@@ -430,14 +430,43 @@ mod tests {
     /// every text value, naming its field.
     #[test]
     fn control_characters_and_bidi_overrides_are_refused_in_every_text_value() {
-        for hostile in ["\0", "a\0b", "a\u{1b}[31mb", "a\u{202E}b", "a\u{2066}b", "a\u{7f}b"] {
-            assert_eq!(field_of(Username::parse(hostile)), Some("username".to_owned()), "{hostile:?}");
-            assert_eq!(field_of(Password::parse(&format!("{hostile}-long-enough"))), Some("password".to_owned()));
-            assert_eq!(field_of(PersonName::parse(hostile)), Some("name".to_owned()));
-            assert_eq!(field_of(ProjectName::parse(hostile)), Some("name".to_owned()));
-            assert_eq!(field_of(TaskTitle::parse(hostile)), Some("title".to_owned()));
-            assert_eq!(field_of(Description::parse(hostile)), Some("description".to_owned()));
-            assert_eq!(field_of(Email::parse(&format!("x{hostile}@example.com"))), Some("email".to_owned()));
+        for hostile in [
+            "\0",
+            "a\0b",
+            "a\u{1b}[31mb",
+            "a\u{202E}b",
+            "a\u{2066}b",
+            "a\u{7f}b",
+        ] {
+            assert_eq!(
+                field_of(Username::parse(hostile)),
+                Some("username".to_owned()),
+                "{hostile:?}"
+            );
+            assert_eq!(
+                field_of(Password::parse(&format!("{hostile}-long-enough"))),
+                Some("password".to_owned())
+            );
+            assert_eq!(
+                field_of(PersonName::parse(hostile)),
+                Some("name".to_owned())
+            );
+            assert_eq!(
+                field_of(ProjectName::parse(hostile)),
+                Some("name".to_owned())
+            );
+            assert_eq!(
+                field_of(TaskTitle::parse(hostile)),
+                Some("title".to_owned())
+            );
+            assert_eq!(
+                field_of(Description::parse(hostile)),
+                Some("description".to_owned())
+            );
+            assert_eq!(
+                field_of(Email::parse(&format!("x{hostile}@example.com"))),
+                Some("email".to_owned())
+            );
         }
         assert_eq!(field_of(TaskTitle::parse("\n")), Some("title".to_owned()));
         Description::parse("line one\n\tline two\r\n").expect("line breaks in a description");
@@ -455,9 +484,17 @@ mod tests {
             "a@example..com",
             "a@@example.com",
         ] {
-            assert_eq!(field_of(Email::parse(bad)), Some("email".to_owned()), "{bad:?}");
+            assert_eq!(
+                field_of(Email::parse(bad)),
+                Some("email".to_owned()),
+                "{bad:?}"
+            );
         }
-        for good in ["ada@example.com", "Ada.Lovelace+tasks@mail.example.org", "o'neil@example.ie"] {
+        for good in [
+            "ada@example.com",
+            "Ada.Lovelace+tasks@mail.example.org",
+            "o'neil@example.ie",
+        ] {
             assert_eq!(Email::parse(good).expect(good).as_str(), good);
         }
     }

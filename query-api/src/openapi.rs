@@ -1,8 +1,8 @@
 //! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`/docs`, assets vendored in the
 //! binary: it works offline).
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use service_runtime::openapi::TruthfulErrors;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::pagination::Page;

@@ -244,7 +244,15 @@ mod tests {
             assert!(is_safe_request_id(kept), "{kept}");
         }
         let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
-        for refused in ["", "<script>", "a b", "a\u{0}b", "ünï", "a/b", long.as_str()] {
+        for refused in [
+            "",
+            "<script>",
+            "a b",
+            "a\u{0}b",
+            "ünï",
+            "a/b",
+            long.as_str(),
+        ] {
             assert!(!is_safe_request_id(refused), "{refused:?}");
         }
     }

@@ -10,9 +10,7 @@ use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{
-    Content, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema,
-};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
 
 /// The name of the error body's schema in `components.schemas`.
 pub const ERROR_SCHEMA: &str = "Error";
@@ -31,7 +29,10 @@ pub struct TruthfulErrors {
     pub if_match: bool,
 }
 
-const BAD_REQUEST: (u16, &str) = (400, "`invalid_id` (a path id is not a UUID) or malformed JSON");
+const BAD_REQUEST: (u16, &str) = (
+    400,
+    "`invalid_id` (a path id is not a UUID) or malformed JSON",
+);
 const UNAUTHORIZED: (u16, &str) = (401, "Missing, invalid, expired or revoked token");
 const FORBIDDEN: (u16, &str) = (403, "Not allowed for this user");
 const NOT_FOUND: (u16, &str) = (404, "No such resource (or not visible to you)");
@@ -40,7 +41,10 @@ const TOO_LARGE: (u16, &str) = (413, "Request body too large");
 const MEDIA_TYPE: (u16, &str) = (415, "The body is not `application/json`");
 const INVALID: (u16, &str) = (422, "Invalid input; `details.field` names it");
 const TOO_MANY: (u16, &str) = (429, "Rate limited; see `Retry-After`");
-const UNAVAILABLE: (u16, &str) = (503, "A dependency is unavailable; `details.dependency` names it");
+const UNAVAILABLE: (u16, &str) = (
+    503,
+    "A dependency is unavailable; `details.dependency` names it",
+);
 
 impl TruthfulErrors {
     /// The command API's errors.
@@ -265,8 +269,7 @@ mod tests {
         let mut openapi = OpenApiBuilder::new()
             .info(InfoBuilder::new().title("t").version("1").build())
             .paths(
-                PathsBuilder::new()
-                    .path("/tasks/{id}", PathItem::new(HttpMethod::Put, operation)),
+                PathsBuilder::new().path("/tasks/{id}", PathItem::new(HttpMethod::Put, operation)),
             )
             .components(Some(ComponentsBuilder::new().schema("Task", task).build()))
             .build();

@@ -97,15 +97,12 @@ impl HttpSettings {
             .map(str::trim)
             .filter(|origin| !origin.is_empty())
             .map(|origin| {
-                let is_origin = origin
-                    .parse::<axum::http::Uri>()
-                    .ok()
-                    .is_some_and(|uri| {
-                        uri.scheme().is_some()
-                            && uri.host().is_some()
-                            && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
-                            && !origin.ends_with('/')
-                    });
+                let is_origin = origin.parse::<axum::http::Uri>().ok().is_some_and(|uri| {
+                    uri.scheme().is_some()
+                        && uri.host().is_some()
+                        && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+                        && !origin.ends_with('/')
+                });
                 anyhow::ensure!(
                     is_origin,
                     "TASKTRAIL_HTTP__CORS_ALLOWED_ORIGINS: {origin:?} is not an origin \

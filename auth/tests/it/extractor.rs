@@ -154,7 +154,10 @@ async fn a_token_works_only_while_its_user_is_active_and_its_generation_is_curre
         let app = app(Arc::clone(&tokens), revocations.clone());
         let admin = Uuid::new_v4();
         register(&db.pool, admin, Role::Admin).await;
-        let token = tokens.issue(admin, Role::Admin).expect("issue").access_token;
+        let token = tokens
+            .issue(admin, Role::Admin)
+            .expect("issue")
+            .access_token;
         let (response, body) = send(app.clone(), me(Some(&bearer(&token)))).await;
         assert_status(&response, &body, StatusCode::OK);
         let ghost = tokens.issue(Uuid::new_v4(), Role::Admin).expect("issue");

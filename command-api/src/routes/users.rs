@@ -159,7 +159,10 @@ pub async fn change_password(
     let actor = caller.actor();
     let action = if actor.user_id == id {
         let current = dto.current_password.as_deref().ok_or_else(|| {
-            ValidationError::new("current_password", "is required to change your own password")
+            ValidationError::new(
+                "current_password",
+                "is required to change your own password",
+            )
         })?;
         if let Some(refused) = check_current_password(&state, id, current, &client).await? {
             return Ok(refused);

@@ -45,7 +45,8 @@ pub struct Registry {
 
 type CredentialsRow = (Uuid, String, String, String, bool, i64);
 
-const SELECT_CREDENTIALS: &str = "SELECT user_id, username, password_hash, role, active, token_generation
+const SELECT_CREDENTIALS: &str =
+    "SELECT user_id, username, password_hash, role, active, token_generation
      FROM user_registry";
 
 impl Registry {

@@ -57,7 +57,9 @@ async fn with_redis_down_reads_are_served_from_mongodb() {
 #[tokio::test]
 async fn with_mongodb_down_reads_answer_503_naming_mongodb() {
     let app = TestApp::spawn_with(|settings| settings.mongo = dead_mongo()).await;
-    let token = app.token(&uuid::Uuid::new_v4().to_string(), Role::User).await;
+    let token = app
+        .token(&uuid::Uuid::new_v4().to_string(), Role::User)
+        .await;
     for path in [
         "/me".to_owned(),
         "/users".to_owned(),

@@ -22,11 +22,13 @@ async fn a_deactivated_or_changed_users_earlier_token_is_refused_at_once() {
     let id = uuid::Uuid::parse_str(&me.id).expect("uuid");
 
     // When their password changes (the command moves the generation on and refreshes Redis)
-    sqlx::query("UPDATE user_registry SET token_generation = token_generation + 1 WHERE user_id = $1")
-        .bind(id)
-        .execute(&app.db.pool)
-        .await
-        .expect("password change");
+    sqlx::query(
+        "UPDATE user_registry SET token_generation = token_generation + 1 WHERE user_id = $1",
+    )
+    .bind(id)
+    .execute(&app.db.pool)
+    .await
+    .expect("password change");
     revocations.refresh_standing(id).await.expect("refresh");
     // Then the earlier token is refused
     let reply = app.get("/me", Some(&token)).await;
@@ -96,5 +98,8 @@ async fn the_openapi_document_lists_every_error_with_its_schema_and_enums() {
         schemas["Task"]["properties"]["status"]["enum"],
         json!(["pending", "in_progress", "done", "cancelled"])
     );
-    assert_eq!(schemas["User"]["properties"]["role"]["enum"], json!(["user", "admin"]));
+    assert_eq!(
+        schemas["User"]["properties"]["role"]["enum"],
+        json!(["user", "admin"])
+    );
 }
