@@ -115,6 +115,51 @@ pub fn with_security_headers(router: Router, settings: &HttpSettings) -> anyhow:
     Ok(router)
 }
 
+/// Answers `Connection: close` when the handler answered without reading the whole request
+/// body (a 401 or 413 before the body, say): the connection cannot carry another request after
+/// unread bytes, and saying so lets the client open a new one instead of finding this one reset
+/// under its next request. A body read to its end (by an extractor, or drained by the rate
+/// limiter) leaves the connection kept alive.
+async fn close_if_body_unread(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::StreamExt as _;
+
+    let headers = request.headers();
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or_else(
+            || headers.contains_key(header::TRANSFER_ENCODING),
+            |n| n > 0,
+        );
+    if !has_body {
+        return next.run(request).await;
+    }
+    let finished = Arc::new(AtomicBool::new(false));
+    let (parts, body) = request.into_parts();
+    let flag = Arc::clone(&finished);
+    let tracked = body
+        .into_data_stream()
+        .chain(futures::stream::poll_fn(move |_| {
+            flag.store(true, Ordering::Relaxed);
+            std::task::Poll::Ready(None)
+        }));
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from_stream(tracked));
+    let mut response = next.run(request).await;
+    if !finished.load(Ordering::Relaxed) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// Adds request ids (kept from the client's `x-request-id` when [`is_safe_request_id`], else
 /// made up) and a span per request.
 pub fn with_observability(router: Router) -> Router {
@@ -137,6 +182,7 @@ pub fn with_observability(router: Router) -> Router {
         .layer(PropagateRequestIdLayer::new(header.clone()))
         .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_unsafe_request_id))
+        .layer(axum::middleware::from_fn(close_if_body_unread))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight finish.

@@ -159,17 +159,17 @@ impl TruthfulErrors {
 /// Turns string properties named `status` / `role` (anywhere in the component schemas) into
 /// enums of their values.
 fn enums(schema: &mut Schema) {
-    let Schema::Object(object) = schema else {
-        if let Schema::AllOf(all) = schema {
-            all.items.iter_mut().for_each(enums_in);
-        } else if let Schema::OneOf(one) = schema {
-            one.items.iter_mut().for_each(enums_in);
-        } else if let Schema::Array(array) = schema {
+    let object = match schema {
+        Schema::Object(object) => object,
+        Schema::AllOf(all) => return all.items.iter_mut().for_each(enums_in),
+        Schema::OneOf(one) => return one.items.iter_mut().for_each(enums_in),
+        Schema::Array(array) => {
             if let utoipa::openapi::schema::ArrayItems::RefOrSchema(items) = &mut array.items {
                 enums_in(items);
             }
+            return;
         }
-        return;
+        _ => return,
     };
     for (name, property) in &mut object.properties {
         let values = match name.as_str() {
