@@ -136,6 +136,15 @@ impl TestApp {
     pub async fn token(&self, user_id: &str, role: Role) -> String {
         let id = Uuid::parse_str(user_id).expect("a UUID");
         let generation = register_user(&self.db.pool, id, role).await;
+        // As the command API does after a role change: Redis gets the new standing at once.
+        auth::Revocations::new(
+            self.redis.clone(),
+            self.db.pool.clone(),
+            self.prefix.clone(),
+        )
+        .refresh_standing(id)
+        .await
+        .expect("refresh the user's standing");
         self.tokens
             .issue_for(id, role, generation)
             .expect("issue")
