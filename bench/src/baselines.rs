@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::TryStreamExt as _;
 use mongodb::bson::{Document, doc};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -194,4 +195,35 @@ pub async fn mongo_bulk_upsert(target: &Target, documents: u64) -> anyhow::Resul
     db.drop().await?;
     #[expect(clippy::cast_precision_loss, reason = "document counts")]
     Ok(documents as f64 / elapsed)
+}
+
+/// The query behind `GET /tasks?project_id=…&limit=50`, sent straight from the Rust driver to
+/// the same server by `clients` workers for `duration`: the same filter, sort and limit (one
+/// more than the page, as the API reads to know whether another page follows), read whole.
+pub async fn mongo_task_page(
+    target: &Target,
+    project_id: &str,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let client = mongodb::Client::with_uri_str(&target.mongo_url).await?;
+    let db = client.database(&target.mongo_database);
+    let generation = read_model::Generation::active(&db).await?;
+    let tasks = db.collection::<Document>(&read_model::names::tasks(generation));
+    let project_id = project_id.to_owned();
+    Ok(load::closed_loop(clients, duration, u64::MAX, move |_, _| {
+        let (tasks, project_id) = (tasks.clone(), project_id.clone());
+        async move {
+            let page: Vec<Document> = tasks
+                .find(doc! { "$and": [ { "deleted": false }, { "project_id": project_id } ] })
+                .sort(doc! { "created_at": -1, "_id": -1 })
+                .limit(51)
+                .await?
+                .try_collect()
+                .await?;
+            anyhow::ensure!(page.len() == 51, "a page of {} tasks", page.len());
+            Ok(())
+        }
+    })
+    .await)
 }

@@ -33,10 +33,12 @@ struct Cli {
     /// Events in the store the replay rebuilds (default 100000, 3000 with --quick).
     #[arg(long)]
     replay_events: Option<usize>,
-    /// Also replay a store of this many events (the 1,000,000; over an hour with the
-    /// development MongoDB server).
+    /// Also replay a store of this many events (default 1000000, none with --quick).
     #[arg(long)]
     large_replay_events: Option<usize>,
+    /// Tasks added to one project for the list query (default 10000, 2000 with --quick).
+    #[arg(long)]
+    project_tasks: Option<usize>,
     /// Events already stored for "commands with a full store" (default 1000000, 20000 with --quick).
     #[arg(long)]
     stored_events: Option<usize>,
@@ -70,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         fresh_database(&server_url, "tasktrail_bench").await?,
     );
     let mut report = Report::new(cli.quick, cli.phase(), cli.clients);
+    report.servers = services::server_versions(&target).await;
     let phase = cli.phase();
     let say = |what: &str| report::progress(what);
 
@@ -195,19 +198,47 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
 
-    say("product: read-your-writes lag");
-    let (lag, missed) =
-        product::read_your_writes(&api, &actors, &tasks, if cli.quick { 20 } else { 200 }).await?;
-    report.read_your_writes(&lag.summary());
+    say(&format!(
+        "product: read-your-writes lag, with creates at {rate:.0} cmd/s alongside"
+    ));
+    let background = product::create_tasks_at(&api, &actors, rate, phase);
+    let samples =
+        product::read_your_writes(&api, &actors, &tasks, if cli.quick { 20 } else { 300 });
+    let (background, samples) = tokio::join!(background, samples);
+    let (lag, missed) = samples?;
+    report.read_your_writes(&lag.summary(), rate);
     report.errors("read-your-writes: not visible within 10 s", missed);
+    report.errors("read-your-writes: creates alongside", background.errors);
 
     say("product: query throughput");
     let by_id =
         product::query_load(&api, &actors, phase, |a| format!("/users/{}", a.user_id)).await;
-    let listed = product::query_load(&api, &actors, phase, |a| {
-        format!("/tasks?project_id={}&limit=20", a.project_id)
-    })
+    let big = &actors[0];
+    let fill = cli.pick(cli.project_tasks, 10_000, 2_000);
+    say(&format!(
+        "product: {fill} more tasks in one project, for the list query"
+    ));
+    let filled = product::fill_project(&api, big, cli.clients, fill as u64).await;
+    report.errors("filling a project", filled.errors);
+    let (_, _, behind) = catch_up(&projector, Duration::from_secs(60)).await?;
+    anyhow::ensure!(
+        behind <= 0.0,
+        "the projector stalled {behind} events behind"
+    );
+    let listed = product::query_one(
+        &api,
+        big,
+        cli.clients,
+        phase,
+        format!("/tasks?project_id={}&limit=50", big.project_id),
+    )
     .await;
+    let driver = baselines::mongo_task_page(&target, &big.project_id, cli.clients, phase).await?;
+    report.baseline(
+        "MongoDB driver: the same first page of 50 tasks",
+        driver.per_second,
+        "req/s",
+    );
     report.product(
         "GET /users/{id} (Redis)",
         by_id.per_second,
@@ -220,10 +251,24 @@ async fn main() -> anyhow::Result<()> {
         axum.per_second,
     );
     report.product(
-        "GET /tasks?project_id= (MongoDB)",
+        &format!(
+            "GET /tasks?project_id=&limit=50, a project of {} tasks (MongoDB)",
+            filled.ok + 1
+        ),
         listed.per_second,
         "req/s",
-        Some(("axum JSON endpoint", axum.per_second)),
+        Some((
+            "MongoDB driver: the same first page of 50 tasks",
+            driver.per_second,
+        )),
+    );
+    report.ratio_extra(
+        &format!(
+            "GET /tasks?project_id=&limit=50, a project of {} tasks (MongoDB)",
+            filled.ok + 1
+        ),
+        "axum JSON endpoint",
+        axum.per_second,
     );
     report.errors("GET /users/{id}", by_id.errors);
     report.errors("GET /tasks", listed.errors);
@@ -275,7 +320,11 @@ async fn main() -> anyhow::Result<()> {
     // --- replay --------------------------------------------------------------------------
     for (label, events) in [
         ("replay", Some(cli.pick(cli.replay_events, 100_000, 3_000))),
-        ("replay (large store)", cli.large_replay_events),
+        (
+            "replay (large store)",
+            cli.large_replay_events
+                .or((!cli.quick).then_some(1_000_000)),
+        ),
     ] {
         let Some(events) = events else { continue };
         say(&format!("product: {label} of {events} events"));

@@ -37,13 +37,16 @@ pub struct Memory {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: BTreeMap<String, String>,
+    /// What each server said it is ([`crate::services::server_versions`]).
+    pub servers: BTreeMap<String, String>,
     pub quick: bool,
     pub phase_seconds: u64,
     pub clients: usize,
     pub baselines: Vec<Figure>,
     pub product: Vec<Figure>,
     pub latency: Option<(String, Percentiles, f64)>,
-    pub read_your_writes: Option<Percentiles>,
+    /// The lag, and the rate of the creates running alongside.
+    pub read_your_writes: Option<(Percentiles, f64)>,
     pub memory: BTreeMap<String, Memory>,
     pub stored: Vec<(String, usize, f64)>,
     pub errors: BTreeMap<String, u64>,
@@ -54,6 +57,7 @@ impl Report {
     pub fn new(quick: bool, phase: Duration, clients: usize) -> Self {
         Self {
             machine: machine(),
+            servers: BTreeMap::new(),
             quick,
             phase_seconds: phase.as_secs(),
             clients,
@@ -106,8 +110,8 @@ impl Report {
         self.latency = Some((name.to_owned(), open.latency, open.rate));
     }
 
-    pub fn read_your_writes(&mut self, lag: &Percentiles) {
-        self.read_your_writes = Some(*lag);
+    pub fn read_your_writes(&mut self, lag: &Percentiles, rate: f64) {
+        self.read_your_writes = Some((*lag, rate));
     }
 
     pub fn errors(&mut self, phase: &str, errors: u64) {
@@ -178,12 +182,17 @@ impl Report {
                 ""
             }
         );
+        let server = |k: &str| self.servers.get(k).map_or("?", String::as_str);
         let _ = writeln!(
             s,
-            "Commit {} · {} s per load phase · {} clients · servers: PostgreSQL, Redis, Tansu (Kafka protocol), SecantusDB (MongoDB protocol), all on 127.0.0.1\n",
+            "Commit {} · {} s per load phase · {} clients · servers (as they report themselves): {} · {} · Kafka protocol: {} · MongoDB protocol: {}\n",
             m("commit"),
             self.phase_seconds,
-            self.clients
+            self.clients,
+            server("postgres"),
+            server("redis"),
+            server("kafka"),
+            server("mongo"),
         );
         let _ = writeln!(s, "| Baseline | Value |\n|---|---:|");
         for figure in &self.baselines {
@@ -222,10 +231,10 @@ impl Report {
                 p.p50_ms, p.p99_ms, p.p999_ms
             );
         }
-        if let Some(p) = &self.read_your_writes {
+        if let Some((p, rate)) = &self.read_your_writes {
             let _ = writeln!(
                 s,
-                "| read-your-writes lag (command accepted → visible in the query API): p50 / p99 | {:.1} / {:.1} ms | |",
+                "| read-your-writes lag (command accepted → `GET ?min_version=` answers it), with creates at {rate:.0} cmd/s alongside: p50 / p99 | {:.1} / {:.1} ms | |",
                 p.p50_ms, p.p99_ms
             );
         }

@@ -297,3 +297,102 @@ pub async fn event_store_tables(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     sqlx::migrate!("../migrations").run(pool).await?;
     Ok(())
 }
+
+/// What each server says it is, asked from the server itself: PostgreSQL's `version()`, Redis's
+/// `INFO server`, the MongoDB-protocol server's `buildInfo`, and for the Kafka-protocol broker
+/// (whose protocol does not name its software) the `--version` of the process listening on its
+/// port, when it runs on this machine.
+pub async fn server_versions(target: &Target) -> std::collections::BTreeMap<String, String> {
+    let mut versions = std::collections::BTreeMap::new();
+    let unknown = |error: &dyn std::fmt::Display| format!("unknown ({error})");
+    let postgres = async {
+        let mut connection = sqlx::PgConnection::connect(&target.database_url).await?;
+        let (version,): (String,) = sqlx::query_as("SELECT version()")
+            .fetch_one(&mut connection)
+            .await?;
+        anyhow::Ok(version.split(" on ").next().unwrap_or(&version).to_owned())
+    };
+    versions.insert(
+        "postgres".to_owned(),
+        postgres.await.unwrap_or_else(|e| unknown(&e)),
+    );
+    let redis = async {
+        let client = redis::Client::open(target.redis_url.as_str())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut connection)
+            .await?;
+        let version = info
+            .lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .unwrap_or("?")
+            .trim();
+        anyhow::Ok(format!("Redis {version}"))
+    };
+    versions.insert(
+        "redis".to_owned(),
+        redis.await.unwrap_or_else(|e| unknown(&e)),
+    );
+    let mongo = async {
+        let client = mongodb::Client::with_uri_str(&target.mongo_url).await?;
+        let info = client
+            .database("admin")
+            .run_command(mongodb::bson::doc! { "buildInfo": 1 })
+            .await?;
+        let version = info.get_str("version").unwrap_or("?");
+        let name = info
+            .get_str("name")
+            .or_else(|_| info.get_str("server"))
+            .unwrap_or("MongoDB protocol");
+        anyhow::Ok(format!("{name} {version}"))
+    };
+    versions.insert(
+        "mongo".to_owned(),
+        mongo.await.unwrap_or_else(|e| unknown(&e)),
+    );
+    let port = target
+        .kafka_brokers
+        .split(',')
+        .next()
+        .and_then(|broker| broker.rsplit(':').next())
+        .and_then(|port| port.parse::<u16>().ok());
+    versions.insert(
+        "kafka".to_owned(),
+        port.and_then(listening_program_version)
+            .unwrap_or_else(|| "unknown (not a process on this machine)".to_owned()),
+    );
+    versions
+}
+
+/// `<program> --version` of the process listening on TCP `port` of this machine (from
+/// `/proc/net/tcp` and the processes' open sockets).
+fn listening_program_version(port: u16) -> Option<String> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inode = tcp.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields.get(1)?.rsplit(':').next()?;
+        (u16::from_str_radix(local_port, 16).ok()? == port && *fields.get(3)? == "0A")
+            .then(|| fields.get(9).map(|inode| (*inode).to_owned()))?
+    })?;
+    let socket = format!("socket:[{inode}]");
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else {
+            continue;
+        };
+        let owns = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == socket.as_str())
+        });
+        if owns {
+            let exe = std::fs::read_link(process.path().join("exe")).ok()?;
+            let output = Command::new(&exe).arg("--version").output().ok()?;
+            let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            return Some(if version.is_empty() {
+                exe.display().to_string()
+            } else {
+                version
+            });
+        }
+    }
+    None
+}

@@ -1,8 +1,9 @@
 //! `projector run`: the Kafka consumer group over the three topics.
 //!
-//! Messages are read in batches (up to `batch_size`, waiting at most `batch_wait_ms` after the
-//! first), grouped by aggregate and applied ([`Store::apply_aggregate`]), several aggregates at
-//! once, then the statistics they changed are recounted once each ([`Store::recount`]); offsets are committed only after every MongoDB and Redis write of the batch succeeded.
+//! Messages are read in batches: the first that arrives, then every message already received
+//! (up to `batch_size`), with no timer in between. A batch is applied whole by
+//! [`Store::apply_batch`] (one MongoDB transaction, one Redis pipeline); offsets are committed
+//! only after it succeeded.
 //! A batch that fails (a server down) is retried with backoff and never committed half-done.
 //! The active generation is re-read (cached ≤ 1 s) for every batch, so a replay's swap is
 //! followed within a batch.
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::StreamExt as _;
+use futures::FutureExt as _;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
@@ -21,13 +22,10 @@ use rdkafka::consumer::{
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use read_model::{ActiveGeneration, Envelope, Generation};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
-use crate::model::AggregateKey;
-use crate::parked;
 use crate::projection::AGGREGATE_TYPES;
 use crate::settings::ProjectorSettings;
-use crate::store::{Recounts, Store};
+use crate::store::{BatchOptions, Store};
 
 /// Counters of the live projector, for `/metrics`.
 #[derive(Debug, Default)]
@@ -40,6 +38,8 @@ pub struct LiveStatus {
     pub undecodable: AtomicU64,
     /// Batches that failed and were retried.
     pub failures: AtomicU64,
+    /// The generation whose indexes this process ensured (0: none yet).
+    pub indexed: AtomicU64,
 }
 
 struct Received {
@@ -196,7 +196,6 @@ async fn consume(
     status: &LiveStatus,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let batch_wait = Duration::from_millis(settings.batch_wait_ms);
     loop {
         let first = tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -211,22 +210,23 @@ async fn consume(
                 continue;
             }
         }
-        let deadline = tokio::time::Instant::now() + batch_wait;
+        // Then whatever has already arrived, without waiting for more: a lone event is applied
+        // at once, and a backlog fills whole batches.
         while batch.len() < settings.batch_size {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                Ok(Ok(message)) => batch.push(owned(&message)),
-                Ok(Err(error)) => {
+            match consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(owned(&message)),
+                Some(Err(error)) => {
                     tracing::warn!(error = %error, "projector: Kafka error");
                     break;
                 }
-                Err(_elapsed) => break,
+                None => break,
             }
         }
         let mut failures = 0_u32;
         let started = std::time::Instant::now();
         tracing::debug!(messages = batch.len(), "projector: batch received");
         loop {
-            match process(store, generations, settings, status, &batch).await {
+            match process(store, generations, status, &batch).await {
                 Ok(()) => {
                     tracing::debug!(
                         messages = batch.len(),
@@ -287,29 +287,17 @@ fn commit(consumer: &StreamConsumer<Rebalances>, batch: &[Received]) -> anyhow::
 async fn process(
     store: &Store,
     generations: &ActiveGeneration,
-    settings: &ProjectorSettings,
     status: &LiveStatus,
     batch: &[Received],
 ) -> anyhow::Result<()> {
-    let mut order: Vec<AggregateKey> = Vec::new();
-    let mut groups: HashMap<AggregateKey, Vec<Envelope>> = HashMap::new();
+    let mut envelopes = Vec::with_capacity(batch.len());
     for message in batch {
-        let decoded = message
+        match message
             .payload
             .as_deref()
-            .map(serde_json::from_slice::<Envelope>);
-        match decoded {
-            Some(Ok(envelope)) => {
-                let key = (
-                    envelope.aggregate_type.clone(),
-                    envelope.aggregate_id.clone(),
-                );
-                let group = groups.entry(key.clone()).or_insert_with(|| {
-                    order.push(key);
-                    Vec::new()
-                });
-                group.push(envelope);
-            }
+            .map(serde_json::from_slice::<Envelope>)
+        {
+            Some(Ok(envelope)) => envelopes.push(envelope),
             Some(Err(error)) => {
                 status.undecodable.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
@@ -325,51 +313,20 @@ async fn process(
             }
         }
     }
-    if order.is_empty() {
+    if envelopes.is_empty() {
         return Ok(());
     }
     let generation = generations.get().await?;
-    let parked_keys = parked::parked_among(&store.db, &order).await?;
-    let dropped = parked::dropped(&store.db).await?;
-    let mut work = Vec::new();
-    for key in order {
-        let envelopes = groups.remove(&key).unwrap_or_default();
-        if parked_keys.contains(&key) {
-            parked::hold(&store.db, &key, &envelopes).await?;
-            continue;
-        }
-        work.push((key, envelopes));
+    if status.indexed.load(Ordering::Relaxed) != generation {
+        // The generation the projector writes has its indexes before its first batch (a replay
+        // creates those of the one it builds; this covers the first start and an upgrade).
+        read_model::ensure_indexes(&store.db, generation).await?;
+        status.indexed.store(generation, Ordering::Relaxed);
     }
-    let dropped = &dropped;
-    let mut results = futures::stream::iter(work)
-        .map(|(key, envelopes)| async move {
-            let span = tracing::debug_span!(
-                "aggregate",
-                aggregate_type = key.0,
-                aggregate_id = key.1,
-                request_id = envelopes
-                    .first()
-                    .and_then(|e| e.metadata.request_id.clone())
-                    .unwrap_or_default()
-            );
-            store
-                .apply_aggregate(generation, &key, envelopes, dropped)
-                .instrument(span)
-                .await
-        })
-        .buffer_unordered(settings.concurrency.max(1));
-    let mut applied = 0;
-    let mut recounts = Recounts::default();
-    while let Some(result) = results.next().await {
-        let result = result?;
-        applied += result.applied;
-        recounts.merge(result.recounts);
-        if let Some((envelope, reason, held)) = result.parked {
-            parked::park(&store.db, &envelope, &reason, held).await?;
-        }
-    }
-    store.recount(generation, &recounts).await?;
-    status.applied.fetch_add(applied, Ordering::Relaxed);
+    let applied = store
+        .apply_batch(generation, envelopes, BatchOptions::live())
+        .await?;
+    status.applied.fetch_add(applied.applied, Ordering::Relaxed);
     Ok(())
 }
 

@@ -1,11 +1,20 @@
-//! The read models held in memory and built by folding events in global order: what the replay
-//! uses (and what the property tests compare against). Applying an event twice, or an older one
-//! again, changes nothing (the per-aggregate version guard), exactly as in the live projector.
+//! The read models of a batch, held in memory: the documents and statistics the batch's events
+//! touch, and those events applied to them. The live projector loads the working set of each
+//! batch from MongoDB ([`crate::store`]), the replay does the same for each batch it reads from
+//! PostgreSQL, and the property tests fold whole workloads into one model: one apply path.
+//!
+//! Applying an event twice, or an older one again, changes nothing (the per-aggregate version
+//! guard). Statistics move by deltas: a task event subtracts what the task counted before it
+//! and adds what it counts after it ([`contribution`]), so the cost of an event does not depend
+//! on how many tasks its project or assignee has.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use read_model::Envelope;
-use read_model::documents::{NotificationView, ProjectView, TaskView, UserView};
+use read_model::documents::{
+    NotificationView, ProjectView, TaskCounts, TaskView, UserView, status,
+};
+use read_model::keys;
 
 use crate::projection::{self, Event, Poison};
 
@@ -41,46 +50,116 @@ pub struct ParkedAt {
 /// `(aggregate_type, aggregate_id)`.
 pub type AggregateKey = (String, String);
 
-/// Every read model of one generation, in memory.
+/// The id of a project's statistics (`stats_g{N}` document, Redis stats hash).
+#[must_use]
+pub fn project_stats_id(project_id: &str) -> String {
+    format!("project:{project_id}")
+}
+
+/// The id of an assignee's statistics.
+#[must_use]
+pub fn user_stats_id(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
+
+/// The statistics of a project or an assignee: counters that move by deltas.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Counter fields (`status:…`, `assignee:…:…`, `done:…`); a counter at 0 is removed, so the
+    /// fields equal a recount of the tasks ([`projection::project_stats`]).
+    pub fields: BTreeMap<String, i64>,
+    /// The highest global position of the task events counted (the hash's `version`).
+    pub position: i64,
+}
+
+impl Stats {
+    fn add(&mut self, field: String, delta: i64) {
+        let value = self.fields.entry(field.clone()).or_default();
+        *value += delta;
+        if *value == 0 {
+            self.fields.remove(&field);
+        }
+    }
+
+    /// A project's `task_counts` (the `status:` counters).
+    #[must_use]
+    pub fn task_counts(&self) -> TaskCounts {
+        let count = |s: &str| {
+            self.fields
+                .get(&keys::status_field(s))
+                .copied()
+                .unwrap_or(0)
+        };
+        TaskCounts {
+            pending: count(status::PENDING),
+            in_progress: count(status::IN_PROGRESS),
+            done: count(status::DONE),
+            cancelled: count(status::CANCELLED),
+        }
+    }
+}
+
+/// What a task counts for, as `(stats id, field)` pairs: nothing once deleted; else its status
+/// (in its project and, when assigned, its assignee's), its assignee by status and its
+/// completion day (in its project).
+#[must_use]
+pub fn contribution(task: &TaskView) -> Vec<(String, String)> {
+    if task.deleted {
+        return Vec::new();
+    }
+    let project = project_stats_id(&task.project_id);
+    let mut fields = vec![(project.clone(), keys::status_field(&task.status))];
+    if let Some(assignee) = &task.assignee_id {
+        fields.push((
+            project.clone(),
+            keys::assignee_field(assignee, &task.status),
+        ));
+        fields.push((user_stats_id(assignee), keys::status_field(&task.status)));
+    }
+    if let Some(day) = task.completed_on {
+        fields.push((project, keys::done_field(day)));
+    }
+    fields
+}
+
+/// The read models of a batch (or, in tests, of a whole event stream).
 #[derive(Debug, Default, Clone)]
 pub struct Model {
     /// Users by id.
     pub users: HashMap<String, UserView>,
-    /// Projects by id (`task_counts` are filled by [`Model::project`]).
+    /// Projects by id (`task_counts` are filled from the statistics by [`Model::project`]).
     pub projects: HashMap<String, ProjectView>,
     /// Tasks by id (denormalized names are filled by [`Model::task`]).
     pub tasks: HashMap<String, TaskView>,
+    /// Statistics by id ([`project_stats_id`], [`user_stats_id`]).
+    pub stats: HashMap<String, Stats>,
     /// Notifications made since the last [`Model::take_notifications`].
     pub notifications: Vec<NotificationView>,
-    /// The highest global position of the task events that touched each project's stats.
-    pub project_stats_version: HashMap<String, i64>,
-    /// The same for each assignee's stats.
-    pub user_stats_version: HashMap<String, i64>,
-    /// Parked aggregates.
+    /// Aggregates parked by this model's events.
     pub parked: BTreeMap<AggregateKey, ParkedAt>,
     /// Events an operator dropped: `(aggregate_type, aggregate_id, sequence)`, applied as no-ops.
     pub dropped: HashSet<(String, String, i64)>,
     /// Versions of aggregates whose document does not exist (a dropped creation).
     skipped_versions: HashMap<AggregateKey, i64>,
-    tasks_by_project: HashMap<String, BTreeSet<String>>,
-    tasks_by_assignee: HashMap<String, BTreeSet<String>>,
     /// What changed since the last [`Model::take_dirty`].
     dirty: Dirty,
 }
 
-/// Ids whose documents (or stats) changed.
+/// Ids whose documents (or statistics) changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Dirty {
     /// Users.
     pub users: BTreeSet<String>,
     /// Projects (own fields or task counts).
     pub projects: BTreeSet<String>,
-    /// Tasks (own fields or denormalized names).
+    /// Tasks.
     pub tasks: BTreeSet<String>,
-    /// Projects whose stats hash changed.
-    pub project_stats: BTreeSet<String>,
-    /// Assignees whose stats hash changed.
-    pub user_stats: BTreeSet<String>,
+    /// Statistics.
+    pub stats: BTreeSet<String>,
+    /// Projects created or renamed: tasks outside the model take their name.
+    pub named_projects: BTreeSet<String>,
+    /// Users registered: tasks outside the model assigned to them take their username.
+    pub registered_users: BTreeSet<String>,
 }
 
 impl Model {
@@ -90,39 +169,21 @@ impl Model {
         Self::default()
     }
 
-    /// Builds a model from stored documents (a replay resuming from its checkpoint). Everything
-    /// is marked dirty, so the next flush rewrites it all consistently.
+    /// A model of stored documents (nothing dirty): the working set of a batch.
     #[must_use]
-    pub fn from_documents(
+    pub fn with_documents(
         users: Vec<UserView>,
         projects: Vec<ProjectView>,
         tasks: Vec<TaskView>,
-        project_stats_version: HashMap<String, i64>,
-        user_stats_version: HashMap<String, i64>,
+        stats: HashMap<String, Stats>,
     ) -> Self {
-        let mut model = Self {
-            project_stats_version,
-            user_stats_version,
+        Self {
+            users: users.into_iter().map(|u| (u.id.clone(), u)).collect(),
+            projects: projects.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            tasks: tasks.into_iter().map(|t| (t.id.clone(), t)).collect(),
+            stats,
             ..Self::default()
-        };
-        for user in users {
-            model.dirty.users.insert(user.id.clone());
-            model.users.insert(user.id.clone(), user);
         }
-        for project in projects {
-            model.dirty.projects.insert(project.id.clone());
-            model.projects.insert(project.id.clone(), project);
-        }
-        for task in tasks {
-            model.index_task(None, &task);
-            model.dirty.tasks.insert(task.id.clone());
-            model.dirty.project_stats.insert(task.project_id.clone());
-            if let Some(assignee) = &task.assignee_id {
-                model.dirty.user_stats.insert(assignee.clone());
-            }
-            model.tasks.insert(task.id.clone(), task);
-        }
-        model
     }
 
     /// The version of an aggregate's document (0 if none).
@@ -215,40 +276,39 @@ impl Model {
         match projection::decode(envelope)? {
             Event::User(event) => {
                 let user = projection::apply_user(self.users.get(&id).cloned(), envelope, &event)?;
-                self.users.insert(id.clone(), user);
-                self.dirty.users.insert(id.clone());
-                // Tasks assigned to this user show its name.
-                if let Some(tasks) = self.tasks_by_assignee.get(&id) {
-                    self.dirty.tasks.extend(tasks.iter().cloned());
+                if matches!(event, domain::UserEvent::UserRegistered { .. }) {
+                    self.dirty.registered_users.insert(id.clone());
                 }
+                self.users.insert(id.clone(), user);
+                self.dirty.users.insert(id);
             }
             Event::Project(event) => {
                 let project =
                     projection::apply_project(self.projects.get(&id).cloned(), envelope, &event)?;
-                self.projects.insert(id.clone(), project);
-                self.dirty.projects.insert(id.clone());
-                if let Some(tasks) = self.tasks_by_project.get(&id) {
-                    self.dirty.tasks.extend(tasks.iter().cloned());
+                if matches!(
+                    event,
+                    domain::ProjectEvent::ProjectCreated { .. }
+                        | domain::ProjectEvent::ProjectRenamed { .. }
+                ) {
+                    self.dirty.named_projects.insert(id.clone());
                 }
+                self.projects.insert(id.clone(), project);
+                self.dirty.projects.insert(id);
             }
             Event::Task(event) => {
                 let before = self.tasks.get(&id).cloned();
                 let task = projection::apply_task(before.clone(), envelope, &event)?;
                 self.notifications
                     .extend(projection::notifications(envelope, &event, &task));
-                self.index_task(before.as_ref(), &task);
-                let position = envelope.global_position;
-                let project_version = self
-                    .project_stats_version
-                    .entry(task.project_id.clone())
-                    .or_default();
-                *project_version = (*project_version).max(position);
-                self.dirty.project_stats.insert(task.project_id.clone());
-                self.dirty.projects.insert(task.project_id.clone());
-                for user in projection::affected_assignees(before.as_ref(), &task) {
-                    let user_version = self.user_stats_version.entry(user.clone()).or_default();
-                    *user_version = (*user_version).max(position);
-                    self.dirty.user_stats.insert(user);
+                self.count(before.as_ref(), &task, envelope.global_position);
+                if let domain::TaskEvent::TaskUnassigned {
+                    previous_assignee_id,
+                } = &event
+                {
+                    self.touch_stats(
+                        &user_stats_id(&previous_assignee_id.to_string()),
+                        envelope.global_position,
+                    );
                 }
                 self.dirty.tasks.insert(id.clone());
                 self.tasks.insert(id, task);
@@ -257,43 +317,53 @@ impl Model {
         Ok(())
     }
 
-    fn index_task(&mut self, before: Option<&TaskView>, after: &TaskView) {
-        if let Some(old) = before.and_then(|task| task.assignee_id.as_ref())
-            && Some(old) != after.assignee_id.as_ref()
-            && let Some(set) = self.tasks_by_assignee.get_mut(old)
-        {
-            set.remove(&after.id);
+    /// Moves the statistics by what the task counted before and counts after the event, and
+    /// records the event's position in the statistics of its project and both assignees.
+    fn count(&mut self, before: Option<&TaskView>, after: &TaskView, position: i64) {
+        for (stats, field) in before.map(contribution).unwrap_or_default() {
+            self.stats.entry(stats).or_default().add(field, -1);
         }
-        if let Some(assignee) = &after.assignee_id {
-            self.tasks_by_assignee
-                .entry(assignee.clone())
-                .or_default()
-                .insert(after.id.clone());
+        for (stats, field) in contribution(after) {
+            self.stats.entry(stats).or_default().add(field, 1);
         }
-        self.tasks_by_project
-            .entry(after.project_id.clone())
-            .or_default()
-            .insert(after.id.clone());
+        self.touch_stats(&project_stats_id(&after.project_id), position);
+        self.dirty.projects.insert(after.project_id.clone());
+        for user in projection::affected_assignees(before, after) {
+            self.touch_stats(&user_stats_id(&user), position);
+        }
     }
 
-    /// A task with its denormalized names filled in.
+    fn touch_stats(&mut self, id: &str, position: i64) {
+        let stats = self.stats.entry(id.to_owned()).or_default();
+        stats.position = stats.position.max(position);
+        self.dirty.stats.insert(id.to_owned());
+    }
+
+    /// A task with its denormalized names filled in from the model (the stored ones where the
+    /// model does not hold its project or assignee).
     #[must_use]
     pub fn task(&self, id: &str) -> Option<TaskView> {
         let mut task = self.tasks.get(id)?.clone();
-        task.project_name = self.projects.get(&task.project_id).map(|p| p.name.clone());
-        task.assignee_username = task
+        if let Some(project) = self.projects.get(&task.project_id) {
+            task.project_name = Some(project.name.clone());
+        }
+        if let Some(user) = task
             .assignee_id
             .as_ref()
             .and_then(|assignee| self.users.get(assignee))
-            .map(|user| user.username.clone());
+        {
+            task.assignee_username = Some(user.username.clone());
+        }
         Some(task)
     }
 
-    /// A project with its task counts filled in.
+    /// A project with its task counts filled in from its statistics.
     #[must_use]
     pub fn project(&self, id: &str) -> Option<ProjectView> {
         let mut project = self.projects.get(id)?.clone();
-        project.task_counts = projection::task_counts(self.tasks_of_project(id));
+        if let Some(stats) = self.stats.get(&project_stats_id(id)) {
+            project.task_counts = stats.task_counts();
+        }
         Some(project)
     }
 
@@ -303,31 +373,22 @@ impl Model {
         self.users.get(id).cloned()
     }
 
-    fn tasks_of_project<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a TaskView> + 'a {
-        self.tasks_by_project
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter_map(|task| self.tasks.get(task))
-    }
-
     /// The stats hash fields of a project (without `version`).
     #[must_use]
     pub fn project_stats(&self, id: &str) -> BTreeMap<String, i64> {
-        projection::project_stats(self.tasks_of_project(id))
+        self.stats
+            .get(&project_stats_id(id))
+            .map(|s| s.fields.clone())
+            .unwrap_or_default()
     }
 
     /// The stats hash fields of an assignee (without `version`).
     #[must_use]
     pub fn user_stats(&self, id: &str) -> BTreeMap<String, i64> {
-        projection::user_stats(
-            self.tasks_by_assignee
-                .get(id)
-                .into_iter()
-                .flatten()
-                .filter_map(|task| self.tasks.get(task))
-                .filter(|task| task.assignee_id.as_deref() == Some(id)),
-        )
+        self.stats
+            .get(&user_stats_id(id))
+            .map(|s| s.fields.clone())
+            .unwrap_or_default()
     }
 
     /// What changed since the last call.
@@ -383,12 +444,13 @@ mod tests {
         for id in ids {
             out.push(format!("{:?}", model.task(id)));
         }
-        let mut versions: Vec<_> = model.project_stats_version.iter().collect();
-        versions.sort();
-        out.push(format!("{versions:?}"));
-        let mut versions: Vec<_> = model.user_stats_version.iter().collect();
-        versions.sort();
-        out.push(format!("{versions:?}"));
+        let mut positions: Vec<_> = model
+            .stats
+            .iter()
+            .map(|(id, stats)| (id.clone(), stats.position))
+            .collect();
+        positions.sort();
+        out.push(format!("{positions:?}"));
         let mut notes: Vec<String> = notifications.iter().map(|n| format!("{n:?}")).collect();
         notes.sort();
         out.extend(notes);
@@ -425,6 +487,36 @@ mod tests {
         let live_tasks = model.tasks.values().filter(|t| !t.deleted).count();
         assert_eq!(counted, i64::try_from(live_tasks).expect("small"));
         assert!(model.task_ids().count() > 10);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// The statistics moved by deltas equal a recount of the tasks, for every project and
+        /// assignee, after any workload.
+        #[test]
+        fn deltas_equal_a_recount(seed in 0_u64..10_000) {
+            let mut model = Model::new();
+            for envelope in &envelopes(seed, 300) {
+                prop_assert_eq!(model.apply(envelope), Outcome::Applied);
+            }
+            for project in model.projects.keys() {
+                let tasks = model.tasks.values().filter(|t| &t.project_id == project);
+                prop_assert_eq!(model.project_stats(project), projection::project_stats(tasks));
+                let tasks = model.tasks.values().filter(|t| &t.project_id == project);
+                prop_assert_eq!(
+                    model.project(project).map(|p| p.task_counts),
+                    Some(projection::task_counts(tasks))
+                );
+            }
+            for user in model.users.keys() {
+                let tasks = model
+                    .tasks
+                    .values()
+                    .filter(|t| t.assignee_id.as_deref() == Some(user.as_str()));
+                prop_assert_eq!(model.user_stats(user), projection::user_stats(tasks));
+            }
+        }
     }
 
     #[test]

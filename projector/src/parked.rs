@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::events;
 use crate::model::AggregateKey;
-use crate::store::Store;
+use crate::store::{BatchOptions, Store};
 
 /// Dropped events: `{ _id: "{type}:{id}:{sequence}", aggregate_type, aggregate_id, sequence }`.
 pub const DROPPED: &str = "projector_dropped";
@@ -206,7 +206,9 @@ pub enum Retried {
     StillParked(String),
 }
 
-/// Applies the parked aggregate's events again, from the event store, to the active generation.
+/// Applies the parked aggregate's events again, from the event store, to the active generation:
+/// un-parks it, then applies every event after its document's version (the held ones included)
+/// with the live projector's batch, which parks it again if an event still cannot be applied.
 ///
 /// # Errors
 /// No such parked aggregate, or a server unreachable.
@@ -214,35 +216,21 @@ pub async fn retry(store: &Store, aggregate_id: &str) -> anyhow::Result<Retried>
     let parked = find(&store.db, aggregate_id).await?;
     let generation = Generation::active(&store.db).await?;
     let key = (parked.aggregate_type.clone(), parked.aggregate_id.clone());
-    let dropped = dropped(&store.db).await?;
-    let version = store.version(generation, &key).await?;
-    let envelopes = events::of_aggregate(&store.pool, &key.0, &key.1, version).await?;
-    let result = store
-        .apply_aggregate(generation, &key, envelopes, &dropped)
-        .await?;
-    store.recount(generation, &result.recounts).await?;
-    if let Some((envelope, reason, held)) = result.parked {
-        park(&store.db, &envelope, &reason, held).await?;
-        return Ok(Retried::StillParked(reason));
-    }
     store
         .db
         .collection::<Document>(names::PARKED)
         .delete_one(doc! { "_id": &parked.id })
         .await
         .context("un-parking")?;
-    // Events held while the retry ran are in the event store: apply them too.
-    let version = store.version(generation, &key).await?;
-    let later = events::of_aggregate(&store.pool, &key.0, &key.1, version).await?;
-    let again = store
-        .apply_aggregate(generation, &key, later, &dropped)
+    let version = crate::store::version(&store.db, generation, &key).await?;
+    let envelopes = events::of_aggregate(&store.pool, &key.0, &key.1, version).await?;
+    let applied = store
+        .apply_batch(generation, envelopes, BatchOptions::live())
         .await?;
-    store.recount(generation, &again.recounts).await?;
-    if let Some((envelope, reason, held)) = again.parked {
-        park(&store.db, &envelope, &reason, held).await?;
-        return Ok(Retried::StillParked(reason));
+    match applied.parked.into_iter().next() {
+        Some(at) => Ok(Retried::StillParked(at.reason)),
+        None => Ok(Retried::Applied(applied.applied)),
     }
-    Ok(Retried::Applied(result.applied + again.applied))
 }
 
 /// Drops the parked (poison) event for good, then applies the events behind it.

@@ -1,35 +1,33 @@
 //! `projector replay`: rebuilds the read models from the event store into a new generation,
 //! then swaps the pointer (ADR 0003).
 //!
-//! 1. Folds every committed event, in `(transaction_id, global_position)` order and only from
-//!    transactions older than every running one, into an in-memory [`Model`]; flushes the
-//!    changed documents in bulk into generation N+1 after every batch, with a checkpoint in
-//!    `projector_replay` (a killed replay resumes from it).
+//! 1. Reads every committed event, in `(transaction_id, global_position)` order and only from
+//!    transactions older than every running one, a batch at a time, and applies each batch to
+//!    generation N+1 with the live projector's own [`Store::apply_batch`] (ADR 0005); the
+//!    batch's transaction also moves the checkpoint in `projector_replay`, so a killed replay
+//!    resumes exactly where its last batch ended.
 //! 2. Repeats until no event is left (caught up), writes the overdue notifications, swaps the
 //!    pointer in `read_model_meta`.
-//! 3. Catches up again through the live projector's guarded writes (live projectors now write
-//!    to N+1 too; the version guard makes the overlap harmless), then drops generation N.
+//! 3. Catches up again the same way (live projectors now write to N+1 too; the version guards
+//!    and the transactions make the overlap harmless), then drops generation N.
 //!
 //! Never touches Kafka. Any error fails the command (non-zero exit).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::TryStreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::{self, Document, doc};
-use mongodb::error::ErrorKind;
 use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, kind};
 use read_model::{Generation, keys, names};
 use serde::de::DeserializeOwned;
 
 use crate::events::{self, Position};
-use crate::model::{AggregateKey, Model, Outcome};
-use crate::parked;
 use crate::settings::ProjectorSettings;
-use crate::store::{self, COUNTS_RECOUNT, PROJECT_NAME_VERSION, Recounts, Store};
+use crate::store::{self, AlsoWrite, BatchOptions, Store};
 
 /// The `_id` of the checkpoint in `projector_replay`.
 pub const CHECKPOINT_ID: &str = "replay";
@@ -121,6 +119,25 @@ async fn read_checkpoint(db: &mongodb::Database) -> anyhow::Result<Option<Checkp
     }))
 }
 
+/// The checkpoint as a write of the batch that reaches `position`.
+fn checkpoint_write(generation: u64, position: &Position, status: &str) -> AlsoWrite {
+    AlsoWrite {
+        collection: names::REPLAY.to_owned(),
+        id: CHECKPOINT_ID.to_owned(),
+        set: checkpoint_fields(generation, position, status),
+    }
+}
+
+fn checkpoint_fields(generation: u64, position: &Position, status: &str) -> Document {
+    doc! {
+        "generation": i64::try_from(generation).unwrap_or(i64::MAX),
+        "transaction_id": &position.transaction_id,
+        "global_position": position.global_position,
+        "status": status,
+        "updated_at": bson::DateTime::now(),
+    }
+}
+
 async fn write_checkpoint(
     db: &mongodb::Database,
     generation: u64,
@@ -128,13 +145,7 @@ async fn write_checkpoint(
     status: &str,
     fresh: bool,
 ) -> anyhow::Result<()> {
-    let mut set = doc! {
-        "generation": i64::try_from(generation).unwrap_or(i64::MAX),
-        "transaction_id": &position.transaction_id,
-        "global_position": position.global_position,
-        "status": status,
-        "updated_at": bson::DateTime::now(),
-    };
+    let mut set = checkpoint_fields(generation, position, status);
     if fresh {
         set.insert("started_at", bson::DateTime::now());
     }
@@ -172,8 +183,8 @@ pub async fn replay(
         let scratch = pointer.active + SCRATCH_OFFSET;
         drop_generation(store, scratch).await?;
         read_model::ensure_indexes(db, scratch).await?;
-        let mut builder = Builder::new(store, scratch, Model::new(), options.progress);
-        let folded = builder.fold(settings, Position::start(), None).await;
+        let mut builder = Builder::new(store, scratch, options.progress, false);
+        let folded = builder.fold(settings, Position::start(), false).await;
         let outcome = match folded {
             Ok(events) => {
                 store
@@ -217,28 +228,22 @@ pub async fn replay(
             ));
             report.resumed = true;
             let generation = checkpoint.generation;
-            let model = load_model(store, generation).await?;
-            let mut builder = Builder::new(store, generation, model, options.progress);
-            builder.mark_persisted().await?;
+            let mut builder = Builder::new(store, generation, options.progress, true);
             report.events = builder
-                .fold(settings, checkpoint.position.clone(), Some(generation))
+                .fold(settings, checkpoint.position.clone(), true)
                 .await?;
-            let position = builder.position.clone();
-            builder.finish_build(&position).await?;
-            (generation, position, Some(pointer.active))
+            builder.finish_build().await?;
+            (generation, builder.position, Some(pointer.active))
         }
         _ => {
             let generation = pointer.active + 1;
             drop_generation(store, generation).await?;
             read_model::ensure_indexes(db, generation).await?;
             write_checkpoint(db, generation, &Position::start(), "building", true).await?;
-            let mut builder = Builder::new(store, generation, Model::new(), options.progress);
-            report.events = builder
-                .fold(settings, Position::start(), Some(generation))
-                .await?;
-            let position = builder.position.clone();
-            builder.finish_build(&position).await?;
-            (generation, position, Some(pointer.active))
+            let mut builder = Builder::new(store, generation, options.progress, true);
+            report.events = builder.fold(settings, Position::start(), true).await?;
+            builder.finish_build().await?;
+            (generation, builder.position, Some(pointer.active))
         }
     };
     report.generation = generation;
@@ -266,8 +271,8 @@ pub async fn replay(
     Ok(report)
 }
 
-/// Applies the events after `position` through the live projector's guarded writes, until none
-/// is left; returns the last position.
+/// Applies the events after `position` with the live projector's guarded batch (live members
+/// now write this generation too), until none is left; returns the last position.
 async fn catch_up(
     store: &Store,
     settings: &ProjectorSettings,
@@ -280,51 +285,25 @@ async fn catch_up(
             return Ok(position);
         };
         position = last.clone();
-        let dropped = parked::dropped(&store.db).await?;
-        let mut groups: BTreeMap<AggregateKey, Vec<read_model::Envelope>> = BTreeMap::new();
-        for (_, envelope) in batch {
-            groups
-                .entry((
-                    envelope.aggregate_type.clone(),
-                    envelope.aggregate_id.clone(),
-                ))
-                .or_default()
-                .push(envelope);
-        }
-        let keys: Vec<AggregateKey> = groups.keys().cloned().collect();
-        let parked_keys = parked::parked_among(&store.db, &keys).await?;
-        let mut recounts = Recounts::default();
-        for (key, envelopes) in groups {
-            if parked_keys.contains(&key) {
-                continue;
-            }
-            let result = store
-                .apply_aggregate(generation, &key, envelopes, &dropped)
-                .await?;
-            recounts.merge(result.recounts);
-            if let Some((envelope, reason, held)) = result.parked {
-                parked::park(&store.db, &envelope, &reason, held).await?;
-            }
-        }
-        store.recount(generation, &recounts).await?;
+        let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
+        store
+            .apply_batch(generation, envelopes, BatchOptions::live())
+            .await?;
     }
 }
 
-/// Folds events into a model and flushes it into one generation.
+/// Folds the event store into one generation, batch by batch, through [`Store::apply_batch`].
 struct Builder<'a> {
     store: &'a Store,
     generation: u64,
-    model: Model,
     position: Position,
     bar: ProgressBar,
-    persisted_users: HashSet<String>,
-    persisted_projects: HashSet<String>,
-    persisted_tasks: HashSet<String>,
-    persisted_counters: HashSet<String>,
+    /// Park poison events in `projector_parked` (not for a dry run).
+    park: bool,
 }
 
 impl<'a> Builder<'a> {
-    fn new(store: &'a Store, generation: u64, model: Model, progress: bool) -> Self {
+    fn new(store: &'a Store, generation: u64, progress: bool, park: bool) -> Self {
         let bar = if progress {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(
@@ -339,90 +318,56 @@ impl<'a> Builder<'a> {
         Self {
             store,
             generation,
-            model,
             position: Position::start(),
             bar,
-            persisted_users: HashSet::new(),
-            persisted_projects: HashSet::new(),
-            persisted_tasks: HashSet::new(),
-            persisted_counters: HashSet::new(),
+            park,
         }
     }
 
-    /// After a resume: everything loaded is already in MongoDB.
-    async fn mark_persisted(&mut self) -> anyhow::Result<()> {
-        self.persisted_users = self.model.users.keys().cloned().collect();
-        self.persisted_projects = self.model.projects.keys().cloned().collect();
-        self.persisted_tasks = self.model.tasks.keys().cloned().collect();
-        let counters: Vec<Document> = self
-            .store
-            .db
-            .collection::<Document>(&names::stats(self.generation))
-            .find(doc! {})
-            .projection(doc! { "_id": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        self.persisted_counters = counters
-            .into_iter()
-            .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
-            .collect();
-        Ok(())
-    }
-
-    /// Folds every committed event after `from`; checkpoints into `checkpoint` after each batch
-    /// (none for a dry run). Returns the number of events folded.
+    /// Folds every committed event after `from`; each batch writes the checkpoint in its own
+    /// transaction when `checkpoint` (none for a dry run). Returns the number of events folded.
     async fn fold(
         &mut self,
         settings: &ProjectorSettings,
         from: Position,
-        checkpoint: Option<u64>,
+        checkpoint: bool,
     ) -> anyhow::Result<u64> {
         let (total, done) = events::progress(&self.store.pool, &from).await?;
         self.bar.set_length(total);
         self.bar.set_position(done);
         self.bar.reset_eta();
         self.position = from;
-        self.model.dropped = parked::dropped(&self.store.db).await?;
         let mut folded = 0_u64;
         loop {
             let batch =
                 events::next_batch(&self.store.pool, &self.position, settings.replay_batch_size)
                     .await?;
-            if batch.is_empty() {
+            let Some((last, _)) = batch.last() else {
                 break;
-            }
+            };
+            let last = last.clone();
             let count = batch.len() as u64;
-            for (position, envelope) in batch {
-                match self.model.apply(&envelope) {
-                    Outcome::Gap { version } => anyhow::bail!(
-                        "{} {} jumps from version {version} to sequence {} in commit order",
-                        envelope.aggregate_type,
-                        envelope.aggregate_id,
-                        envelope.sequence
-                    ),
-                    Outcome::Parked(reason) => tracing::warn!(
-                        aggregate_type = envelope.aggregate_type,
-                        aggregate_id = envelope.aggregate_id,
-                        sequence = envelope.sequence,
-                        reason,
-                        "replay: event cannot be applied; its aggregate is parked"
-                    ),
-                    Outcome::Applied | Outcome::Duplicate | Outcome::Held => {}
-                }
-                self.position = position;
-            }
-            self.flush().await?;
-            if let Some(generation) = checkpoint {
-                write_checkpoint(
-                    &self.store.db,
-                    generation,
-                    &self.position,
-                    "building",
-                    false,
-                )
+            let also = checkpoint.then(|| checkpoint_write(self.generation, &last, "building"));
+            let options = BatchOptions {
+                hold_parked: false,
+                park: self.park,
+                also,
+            };
+            let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
+            let applied = self
+                .store
+                .apply_batch(self.generation, envelopes, options)
                 .await?;
+            for parked in applied.parked {
+                tracing::warn!(
+                    aggregate_type = parked.envelope.aggregate_type,
+                    aggregate_id = parked.envelope.aggregate_id,
+                    sequence = parked.envelope.sequence,
+                    reason = parked.reason,
+                    "replay: event cannot be applied; its aggregate is parked"
+                );
             }
+            self.position = last;
             folded += count;
             if self
                 .bar
@@ -437,234 +382,13 @@ impl<'a> Builder<'a> {
         Ok(folded)
     }
 
-    /// After the fold of a real replay: overdue notifications and parked aggregates.
-    async fn finish_build(&mut self, position: &Position) -> anyhow::Result<()> {
+    /// After the fold of a real replay: the overdue notifications.
+    async fn finish_build(&mut self) -> anyhow::Result<()> {
         self.store
             .overdue_pass(self.generation, chrono::Utc::now().date_naive())
             .await?;
-        for parked_at in self.model.parked.values() {
-            parked::park(
-                &self.store.db,
-                &parked_at.envelope,
-                &parked_at.reason,
-                parked_at.held.clone(),
-            )
-            .await?;
-        }
-        write_checkpoint(&self.store.db, self.generation, position, "building", false).await
-    }
-
-    /// Writes what changed since the last flush.
-    async fn flush(&mut self) -> anyhow::Result<()> {
-        let dirty = self.model.take_dirty();
-        let notifications = self.model.take_notifications();
-        let g = self.generation;
-        let db = &self.store.db;
-
-        let users: Vec<UserView> = dirty
-            .users
-            .iter()
-            .filter_map(|id| self.model.user(id))
-            .collect();
-        let mut projects = Vec::new();
-        for id in &dirty.projects {
-            if let Some(project) = self.model.project(id) {
-                let mut document = read_model::codec::to_document(&project)?;
-                document.insert(COUNTS_RECOUNT, 1_i64);
-                projects.push((id.clone(), document, project));
-            }
-        }
-        let mut tasks = Vec::new();
-        for id in &dirty.tasks {
-            if let Some(task) = self.model.task(id) {
-                let mut document = read_model::codec::to_document(&task)?;
-                if let Some(project) = self.model.projects.get(&task.project_id) {
-                    document.insert(PROJECT_NAME_VERSION, project.version);
-                }
-                tasks.push((id.clone(), document));
-            }
-        }
-        let mut counters = Vec::new();
-        let mut project_counters: BTreeSet<&String> = dirty.projects.iter().collect();
-        project_counters.extend(dirty.project_stats.iter());
-        for id in project_counters {
-            let mut counter = doc! { "_id": format!("project:{id}"), "recount": 1_i64 };
-            if let Some(version) = self.model.project_stats_version.get(id) {
-                counter.insert("version", *version);
-            }
-            counters.push((format!("project:{id}"), counter));
-        }
-        for id in &dirty.user_stats {
-            let mut counter = doc! { "_id": format!("user:{id}"), "recount": 1_i64 };
-            if let Some(version) = self.model.user_stats_version.get(id) {
-                counter.insert("version", *version);
-            }
-            counters.push((format!("user:{id}"), counter));
-        }
-
-        let user_documents = users
-            .iter()
-            .map(|u| Ok((u.id.clone(), read_model::codec::to_document(u)?)))
-            .collect::<Result<Vec<_>, bson::ser::Error>>()?;
-        write_documents(
-            db,
-            &names::users(g),
-            user_documents,
-            &mut self.persisted_users,
-        )
-        .await?;
-        write_documents(
-            db,
-            &names::projects(g),
-            projects
-                .iter()
-                .map(|(id, d, _)| (id.clone(), d.clone()))
-                .collect(),
-            &mut self.persisted_projects,
-        )
-        .await?;
-        write_documents(db, &names::tasks(g), tasks, &mut self.persisted_tasks).await?;
-        write_documents(db, &names::stats(g), counters, &mut self.persisted_counters).await?;
-        if !notifications.is_empty() {
-            let documents = notifications
-                .iter()
-                .map(read_model::codec::to_document)
-                .collect::<Result<Vec<_>, _>>()?;
-            insert_ignoring_duplicates(db, &names::notifications(g), documents).await?;
-        }
-
-        // Redis, pipelined.
-        let prefix = &self.store.prefix;
-        let mut commands: Vec<redis::Cmd> = Vec::new();
-        for user in &users {
-            commands.push(redis::Cmd::set(
-                keys::user(prefix, g, &user.id),
-                serde_json::to_string(user)?,
-            ));
-        }
-        for (id, _, project) in &projects {
-            commands.push(redis::Cmd::set(
-                keys::project(prefix, g, id),
-                store::project_json(project, 1)?,
-            ));
-        }
-        for id in &dirty.project_stats {
-            let version = self
-                .model
-                .project_stats_version
-                .get(id)
-                .copied()
-                .unwrap_or(0);
-            stats_commands(
-                &mut commands,
-                &keys::project_stats(prefix, g, id),
-                &self.model.project_stats(id),
-                version,
-            );
-        }
-        for id in &dirty.user_stats {
-            let version = self.model.user_stats_version.get(id).copied().unwrap_or(0);
-            stats_commands(
-                &mut commands,
-                &keys::user_stats(prefix, g, id),
-                &self.model.user_stats(id),
-                version,
-            );
-        }
-        let mut redis = self.store.redis.clone();
-        for chunk in commands.chunks(2000) {
-            let mut pipe = redis::pipe();
-            for command in chunk {
-                pipe.add_command(command.clone()).ignore();
-            }
-            let () = pipe
-                .query_async(&mut redis)
-                .await
-                .context("writing the Redis read models")?;
-        }
         Ok(())
     }
-}
-
-fn stats_commands(
-    commands: &mut Vec<redis::Cmd>,
-    key: &str,
-    fields: &BTreeMap<String, i64>,
-    version: i64,
-) {
-    commands.push(redis::Cmd::del(key));
-    let mut items: Vec<(String, i64)> = fields.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    items.push((keys::STATS_VERSION.to_owned(), version));
-    items.push((keys::STATS_RECOUNT.to_owned(), 1));
-    commands.push(redis::Cmd::hset_multiple(key, &items));
-}
-
-/// Inserts the documents not yet in the collection (in bulk) and replaces the others.
-async fn write_documents(
-    db: &mongodb::Database,
-    collection: &str,
-    documents: Vec<(String, Document)>,
-    persisted: &mut HashSet<String>,
-) -> anyhow::Result<()> {
-    let collection_handle = db.collection::<Document>(collection);
-    let (existing, new): (Vec<_>, Vec<_>) = documents
-        .into_iter()
-        .partition(|(id, _)| persisted.contains(id));
-    let new_ids: Vec<String> = new.iter().map(|(id, _)| id.clone()).collect();
-    if !new.is_empty() {
-        insert_ignoring_duplicates(db, collection, new.into_iter().map(|(_, d)| d).collect())
-            .await?;
-    }
-    persisted.extend(new_ids);
-    futures::stream::iter(existing)
-        .map(|(id, document)| {
-            let collection_handle = collection_handle.clone();
-            async move {
-                collection_handle
-                    .replace_one(doc! { "_id": &id }, document)
-                    .upsert(true)
-                    .await
-                    .with_context(|| format!("replacing {id}"))
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect::<Vec<_>>()
-        .await?;
-    Ok(())
-}
-
-/// `insert_many`, unordered; documents that already exist (a resumed replay) are left alone.
-async fn insert_ignoring_duplicates(
-    db: &mongodb::Database,
-    collection: &str,
-    documents: Vec<Document>,
-) -> anyhow::Result<()> {
-    for chunk in documents.chunks(10_000) {
-        match db
-            .collection::<Document>(collection)
-            .insert_many(chunk)
-            .ordered(false)
-            .await
-        {
-            Ok(_) => {}
-            Err(error) => {
-                let only_duplicates = match error.kind.as_ref() {
-                    ErrorKind::InsertMany(failure) => {
-                        failure.write_concern_error.is_none()
-                            && failure
-                                .write_errors
-                                .as_ref()
-                                .is_some_and(|errors| errors.iter().all(|e| e.code == 11000))
-                    }
-                    _ => false,
-                };
-                if !only_duplicates {
-                    return Err(error).with_context(|| format!("bulk insert into {collection}"));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 async fn load_all<T: DeserializeOwned + Send + Sync>(
@@ -678,34 +402,6 @@ async fn load_all<T: DeserializeOwned + Send + Sync>(
         .try_collect()
         .await
         .with_context(|| format!("reading {collection}"))
-}
-
-/// A model from the documents of a generation being built (resuming a replay).
-async fn load_model(store: &Store, generation: u64) -> anyhow::Result<Model> {
-    let db = &store.db;
-    let users: Vec<UserView> = load_all(db, &names::users(generation)).await?;
-    let projects: Vec<ProjectView> = load_all(db, &names::projects(generation)).await?;
-    let tasks: Vec<TaskView> = load_all(db, &names::tasks(generation)).await?;
-    let counters: Vec<Document> = load_all(db, &names::stats(generation)).await?;
-    let mut project_versions = HashMap::new();
-    let mut user_versions = HashMap::new();
-    for counter in counters {
-        let (Ok(id), Ok(version)) = (counter.get_str("_id"), counter.get_i64("version")) else {
-            continue;
-        };
-        if let Some(project) = id.strip_prefix("project:") {
-            project_versions.insert(project.to_owned(), version);
-        } else if let Some(user) = id.strip_prefix("user:") {
-            user_versions.insert(user.to_owned(), version);
-        }
-    }
-    Ok(Model::from_documents(
-        users,
-        projects,
-        tasks,
-        project_versions,
-        user_versions,
-    ))
 }
 
 /// Drops every collection and Redis key of a generation.

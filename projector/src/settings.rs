@@ -40,19 +40,15 @@ pub struct Settings {
 pub struct ProjectorSettings {
     /// Kafka consumer group (`GROUP_ID`, default `tasktrail-projector`).
     pub group_id: String,
-    /// Messages per batch (`BATCH_SIZE`, default 500).
+    /// Messages per batch at most (`BATCH_SIZE`, default 2000).
     pub batch_size: usize,
-    /// How long a batch waits for more messages after its first (`BATCH_WAIT_MS`, default 50).
-    pub batch_wait_ms: u64,
-    /// Aggregates applied at once within a batch (`CONCURRENCY`, default 8).
-    pub concurrency: usize,
     /// Consumer session timeout (`SESSION_TIMEOUT_MS`, default 6000).
     pub session_timeout_ms: u64,
     /// Consumer heartbeat interval (`HEARTBEAT_INTERVAL_MS`, default 500).
     pub heartbeat_interval_ms: u64,
     /// Seconds between two passes of the deadline job (`DEADLINE_INTERVAL_SECS`, default 60).
     pub deadline_interval_secs: u64,
-    /// Events read from PostgreSQL per replay batch (`REPLAY_BATCH_SIZE`, default 5000).
+    /// Events read from PostgreSQL per replay batch (`REPLAY_BATCH_SIZE`, default 2000).
     pub replay_batch_size: i64,
     /// Seconds between a replay's swap and dropping the old generation (`DROP_OLD_AFTER_SECS`, default 10).
     pub drop_old_after_secs: u64,
@@ -62,13 +58,11 @@ impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
             group_id: "tasktrail-projector".to_owned(),
-            batch_size: 500,
-            batch_wait_ms: 50,
-            concurrency: 8,
+            batch_size: 2000,
             session_timeout_ms: 6000,
             heartbeat_interval_ms: 500,
             deadline_interval_secs: 60,
-            replay_batch_size: 5000,
+            replay_batch_size: 2000,
             drop_old_after_secs: 10,
         }
     }

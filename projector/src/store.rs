@@ -1,39 +1,51 @@
-//! The live read models in MongoDB and Redis: applying events one aggregate at a time with the
-//! version guard, filling gaps from PostgreSQL, and keeping the denormalized values and the
-//! statistics convergent whatever the order in which the three topics arrive.
+//! The read models in MongoDB and Redis, written a batch at a time (ADR 0005).
 //!
-//! Convergence rule: a writer first writes its own document, then reads the documents it
-//! depends on and writes the derived values under a guard (`project_name_version`,
-//! `counts_recount`, the stats `recount`), so whichever of two writers runs last sees both writes.
+//! [`Store::apply_batch`] is the one apply path of the live projector, the replay and the
+//! parked-event retry:
 //!
-//! A guard "missing or older than `v`" is written `{ field: { $not: { $gte: v } } }`, never as
-//! an `$or` of `$lt` and `$exists: false`: the same documents match, and the development
-//! MongoDB server (SecantusDB) then still finds the document by `_id` instead of scanning the
-//! collection (measured on 20,000 tasks: 3 ms instead of 645 ms per update).
+//! 1. in one MongoDB transaction, read the documents and statistics the batch touches (one
+//!    query per collection), fill gaps from PostgreSQL, fold the events into a [`Model`] in
+//!    memory, write what changed with unordered bulk `update` commands, each guarded by the
+//!    version (or statistics revision) it was read at, and commit;
+//! 2. copy every document and statistic the batch touched to Redis in one pipeline (guarded,
+//!    so an older copy never replaces a newer one), and publish the applied versions.
+//!
+//! The transaction makes a batch all or nothing: a statistic moves by a task's delta exactly
+//! when the task's document moves to the event's version, so redelivery (the version guard turns
+//! applied events into no-ops), a crash anywhere and a replay's catch-up all count each event
+//! once. Two projector members that touch the same documents conflict, and one retries.
+//!
+//! Writing a user's or project's document also writes its statistics document, and changing a
+//! project's statistics writes the project's document (its `task_counts`): so a task event and
+//! an event of its project or assignee, applied by two members at once, always write a document
+//! in common, and the later transaction retries and sees the other's writes (no write skew on
+//! the denormalized names and counts).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use futures::TryStreamExt as _;
-use mongodb::bson::{self, Document, doc};
-use mongodb::options::ReturnDocument;
-use mongodb::{Collection, Database};
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::{ClientSession, Database};
 use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, status};
 use read_model::{Envelope, keys, names};
 use redis::aio::ConnectionManager;
+use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 
 use crate::events;
-use crate::model::AggregateKey;
-use crate::projection::{self, Event, Poison};
+use crate::model::{AggregateKey, Model, Outcome, ParkedAt, Stats};
+use crate::parked;
+use crate::projection::{self, Event};
 
-/// Hidden field of a task: the project version its `project_name` was taken from.
-pub const PROJECT_NAME_VERSION: &str = "project_name_version";
-/// Hidden field of a project: the recount its `task_counts` come from.
+/// Hidden field of a project document and its Redis JSON: the revision of the statistics its
+/// `task_counts` come from (the Redis guard, after `version`).
 pub const COUNTS_RECOUNT: &str = "counts_recount";
-/// The field added to a project's Redis JSON to guard its task counts.
+/// The same field in a project's Redis JSON.
 pub const JSON_COUNTS_RECOUNT: &str = "_counts_recount";
+/// Statements per bulk `update` command (well under the server's 100,000 and 16 MiB limits).
+const BULK_CHUNK: usize = 1000;
 
 /// Writes a document's JSON unless Redis already holds a newer one (by `version`, then by
 /// `_counts_recount`).
@@ -46,7 +58,7 @@ if current then
     local old_recount = tonumber(old['_counts_recount']) or 0
     local version = tonumber(ARGV[2])
     local recount = tonumber(ARGV[3])
-    if version < old_version or (version == old_version and recount <= old_recount) then
+    if version < old_version or (version == old_version and recount < old_recount) then
       return 0
     end
   end
@@ -55,80 +67,22 @@ redis.call('SET', KEYS[1], ARGV[1])
 return 1
 ";
 
-/// Replaces a stats hash with a newer recount; `version` keeps the highest global position.
+/// Replaces a stats hash with a revision at least as new: ARGV = revision, position, then
+/// field/value pairs.
 const SET_STATS: &str = r"
-local recount = tonumber(redis.call('HGET', KEYS[1], 'recount') or '0')
-local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-local position = tonumber(ARGV[2])
-if position > version then version = position end
-if tonumber(ARGV[1]) > recount then
-  redis.call('DEL', KEYS[1])
-  for i = 3, #ARGV, 2 do
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-  redis.call('HSET', KEYS[1], 'recount', ARGV[1])
+local recount = tonumber(redis.call('HGET', KEYS[1], 'recount') or '-1')
+if tonumber(ARGV[1]) < recount then
+  return 0
 end
-redis.call('HSET', KEYS[1], 'version', version)
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], 'recount', ARGV[1], 'version', ARGV[2])
 return 1
 ";
 
-/// What happened to the events of one aggregate.
-#[derive(Debug, Default)]
-pub struct AggregateResult {
-    /// Events applied.
-    pub applied: u64,
-    /// The aggregate got parked: the poison event, why, and the events behind it.
-    pub parked: Option<(Envelope, String, Vec<Envelope>)>,
-    /// The statistics these events changed, for [`Store::recount`].
-    pub recounts: Recounts,
-}
-
-/// The projects and users whose task counts and statistics must be recounted, with the highest
-/// global position of the task events that changed them.
-///
-/// A recount reads every task of its project or assignee, so it is the costliest write of a
-/// task event. It is therefore collected over a whole batch and done once per project and user
-/// by [`Store::recount`] after the batch's own writes and before its offsets are committed: the
-/// result is the same as recounting after every event, because a recount depends only on the
-/// tasks as stored. Were the process to die in between, the redelivered batch redoes the
-/// effects of each aggregate's last event, which asks for the same recounts again.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Recounts {
-    /// Project id → the position for its stats hash (`None`: counts and JSON only).
-    pub projects: BTreeMap<String, Option<i64>>,
-    /// User id → the position for their stats hash.
-    pub users: BTreeMap<String, i64>,
-}
-
-impl Recounts {
-    fn project(&mut self, id: &str, position: Option<i64>) {
-        let entry = self.projects.entry(id.to_owned()).or_default();
-        *entry = (*entry).max(position);
-    }
-
-    fn user(&mut self, id: &str, position: i64) {
-        let entry = self.users.entry(id.to_owned()).or_default();
-        *entry = (*entry).max(position);
-    }
-
-    /// Adds `other`'s recounts to these.
-    pub fn merge(&mut self, other: Self) {
-        for (id, position) in other.projects {
-            self.project(&id, position);
-        }
-        for (id, position) in other.users {
-            self.user(&id, position);
-        }
-    }
-
-    /// Nothing to recount.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.projects.is_empty() && self.users.is_empty()
-    }
-}
-
-/// The live read models.
+/// The read models.
 #[derive(Clone)]
 pub struct Store {
     /// The read-model database.
@@ -150,474 +104,520 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// The recounts a task event asks for: its project's, and those of the `affected` assignees.
-fn recounts_of_task(
-    recounts: &mut Recounts,
-    envelope: &Envelope,
-    task: &TaskView,
-    affected: &[String],
-) {
-    recounts.project(&task.project_id, Some(envelope.global_position));
-    for user in affected {
-        recounts.user(user, envelope.global_position);
+/// What a batch did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Events applied (dropped ones included).
+    pub applied: u64,
+    /// Aggregates that got parked, with the events behind them.
+    pub parked: Vec<ParkedAt>,
+}
+
+/// How a batch treats parked aggregates, and what else it writes.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Events of aggregates parked in `projector_parked` are held there, not applied (the live
+    /// projector). A replay applies everything and meets the poison events itself.
+    pub hold_parked: bool,
+    /// Record aggregates this batch parks in `projector_parked` (not in a dry run).
+    pub park: bool,
+    /// Written in the same transaction (a replay's checkpoint).
+    pub also: Option<AlsoWrite>,
+}
+
+impl BatchOptions {
+    /// The live projector's.
+    #[must_use]
+    pub fn live() -> Self {
+        Self {
+            hold_parked: true,
+            park: true,
+            also: None,
+        }
     }
 }
 
-fn stats_counter(kind: &str, id: &str) -> String {
-    format!("{kind}:{id}")
+/// A write to do in the batch's transaction besides the read models (the replay's checkpoint).
+#[derive(Debug, Clone)]
+pub struct AlsoWrite {
+    /// The collection.
+    pub collection: String,
+    /// The document's `_id`.
+    pub id: String,
+    /// Fields to `$set` (upserted).
+    pub set: Document,
+}
+
+/// A stored statistics document: the counters, their revision and position.
+#[derive(Debug, Clone, Default)]
+struct StoredStats {
+    stats: Stats,
+    revision: i64,
+}
+
+/// What was read for a batch: the versions the writes are guarded by.
+#[derive(Debug, Default)]
+struct Loaded {
+    users: HashMap<String, i64>,
+    projects: HashMap<String, i64>,
+    tasks: HashMap<String, i64>,
+    stats: HashMap<String, i64>,
 }
 
 impl Store {
-    fn users(&self, generation: u64) -> Collection<UserView> {
-        self.db.collection(&names::users(generation))
-    }
-    fn projects(&self, generation: u64) -> Collection<ProjectView> {
-        self.db.collection(&names::projects(generation))
-    }
-    fn tasks(&self, generation: u64) -> Collection<TaskView> {
-        self.db.collection(&names::tasks(generation))
-    }
-    fn raw(&self, name: &str) -> Collection<Document> {
-        self.db.collection(name)
-    }
-
-    /// The version of an aggregate's document in `generation` (0 if none).
+    /// Applies `envelopes` (any order, duplicates allowed) to `generation`, as `options` say.
     ///
     /// # Errors
-    /// MongoDB unreachable.
-    pub async fn version(&self, generation: u64, key: &AggregateKey) -> anyhow::Result<i64> {
-        let collection = match key.0.as_str() {
-            "user" => names::users(generation),
-            "project" => names::projects(generation),
-            "task" => names::tasks(generation),
-            _ => return Ok(0),
-        };
-        let found = self
-            .raw(&collection)
-            .find_one(doc! { "_id": &key.1 })
-            .projection(doc! { "version": 1 })
-            .await
-            .context("reading a document version")?;
-        Ok(found.and_then(|d| d.get_i64("version").ok()).unwrap_or(0))
-    }
-
-    /// Applies the events of one aggregate (in any order, with duplicates): skips what is
-    /// applied, fills a gap from PostgreSQL, stops at a poison event (returned as parked, with
-    /// the events behind it). `dropped` holds the sequences an operator dropped.
-    ///
-    /// The statistics are not recounted here: pass `result.recounts` of every aggregate of a
-    /// batch to [`Self::recount`] before committing the batch.
-    ///
-    /// # Errors
-    /// MongoDB, Redis or PostgreSQL failed: nothing is lost, the caller retries the batch.
-    pub async fn apply_aggregate(
+    /// MongoDB, Redis or PostgreSQL failed, a transaction conflicted with another writer, or a
+    /// gap the event store cannot fill: nothing is half-done, the caller retries the batch.
+    pub async fn apply_batch(
         &self,
         generation: u64,
-        key: &AggregateKey,
-        mut envelopes: Vec<Envelope>,
-        dropped: &HashSet<(String, String, i64)>,
-    ) -> anyhow::Result<AggregateResult> {
-        envelopes.sort_by_key(|e| e.sequence);
-        envelopes.dedup_by_key(|e| e.sequence);
-        let mut result = AggregateResult::default();
-        let mut pending: VecDeque<Envelope> = envelopes.into();
-        let mut version = self.version(generation, key).await?;
-        let mut filled = false;
-        while let Some(envelope) = pending.pop_front() {
-            if envelope.sequence == version && !filled {
-                // Applied already, but a crash may have cut its follow-up writes short (they
-                // come after the versioned write): redo them; they are idempotent.
-                self.redo_effects(generation, &envelope, &mut result.recounts)
-                    .await?;
-                continue;
+        envelopes: Vec<Envelope>,
+        options: BatchOptions,
+    ) -> anyhow::Result<Applied> {
+        let mut groups: HashMap<AggregateKey, Vec<Envelope>> = HashMap::new();
+        for envelope in envelopes {
+            groups
+                .entry((
+                    envelope.aggregate_type.clone(),
+                    envelope.aggregate_id.clone(),
+                ))
+                .or_default()
+                .push(envelope);
+        }
+        if options.hold_parked {
+            let keys: Vec<AggregateKey> = groups.keys().cloned().collect();
+            for key in parked::parked_among(&self.db, &keys).await? {
+                if let Some(held) = groups.remove(&key) {
+                    parked::hold(&self.db, &key, &held).await?;
+                }
             }
-            if envelope.sequence <= version {
-                continue;
+        }
+        let dropped = parked::dropped(&self.db).await?;
+
+        let mut session = self
+            .db
+            .client()
+            .start_session()
+            .await
+            .context("starting a MongoDB session")?;
+        session
+            .start_transaction()
+            .await
+            .context("starting a MongoDB transaction")?;
+        let (mut model, loaded) = self.load(&mut session, generation, &mut groups).await?;
+        model.dropped = dropped;
+
+        let mut applied = 0;
+        for (key, group) in &groups {
+            for envelope in group {
+                match model.apply(envelope) {
+                    Outcome::Applied => applied += 1,
+                    Outcome::Gap { version } => anyhow::bail!(
+                        "{} {} has a gap after sequence {version} that the event store cannot fill",
+                        key.0,
+                        key.1
+                    ),
+                    Outcome::Duplicate | Outcome::Held | Outcome::Parked(_) => {}
+                }
             }
-            if envelope.sequence > version + 1 {
-                anyhow::ensure!(
-                    !filled,
-                    "{} {} has a gap after sequence {version} that the event store cannot fill",
-                    key.0,
-                    key.1
-                );
+        }
+        let written = self
+            .write(&mut session, generation, &mut model, &loaded, options.also)
+            .await?;
+        session
+            .commit_transaction()
+            .await
+            .context("committing the batch's MongoDB transaction")?;
+        let mut revisions = loaded.stats;
+        revisions.extend(written);
+        self.copy_to_redis(generation, &model, &revisions).await?;
+        let parked = std::mem::take(&mut model.parked);
+        if options.park {
+            for at in parked.values() {
+                parked::park(&self.db, &at.envelope, &at.reason, at.held.clone()).await?;
+            }
+        }
+        Ok(Applied {
+            applied,
+            parked: parked.into_values().collect(),
+        })
+    }
+
+    /// Reads what the batch touches: its aggregates' documents, then the projects and users its
+    /// tasks refer to, and the statistics of all of them. Fills each group from the event store
+    /// when it starts after a gap, and sorts it by sequence.
+    async fn load(
+        &self,
+        session: &mut ClientSession,
+        generation: u64,
+        groups: &mut HashMap<AggregateKey, Vec<Envelope>>,
+    ) -> anyhow::Result<(Model, Loaded)> {
+
+        let mut users: Vec<UserView> =
+            find_by_ids(&self.db, session, &names::users(generation), &ids_of(groups, "user")).await?;
+        let mut projects: Vec<ProjectView> = find_by_ids(
+            &self.db,
+            session,
+            &names::projects(generation),
+            &ids_of(groups, "project"),
+        )
+        .await?;
+        let tasks: Vec<TaskView> =
+            find_by_ids(&self.db, session, &names::tasks(generation), &ids_of(groups, "task")).await?;
+
+        // Gaps: the events after the stored version come from the event store.
+        let mut versions: HashMap<AggregateKey, i64> = HashMap::new();
+        versions.extend(
+            users
+                .iter()
+                .map(|d| (("user".into(), d.id.clone()), d.version)),
+        );
+        versions.extend(
+            projects
+                .iter()
+                .map(|d| (("project".into(), d.id.clone()), d.version)),
+        );
+        versions.extend(
+            tasks
+                .iter()
+                .map(|d| (("task".into(), d.id.clone()), d.version)),
+        );
+        for (key, group) in groups.iter_mut() {
+            group.sort_by_key(|e| e.sequence);
+            group.dedup_by_key(|e| e.sequence);
+            let version = versions.get(key).copied().unwrap_or(0);
+            if group.first().is_some_and(|e| e.sequence > version + 1) {
                 tracing::debug!(
                     aggregate_type = key.0,
                     aggregate_id = key.1,
                     version,
-                    sequence = envelope.sequence,
                     "projector: filling a gap from the event store"
                 );
-                pending = events::of_aggregate(&self.pool, &key.0, &key.1, version)
-                    .await?
-                    .into();
-                filled = true;
-                continue;
-            }
-            if dropped.contains(&(key.0.clone(), key.1.clone(), envelope.sequence)) {
-                self.skip(generation, &envelope).await?;
-                version = envelope.sequence;
-                continue;
-            }
-            match self
-                .apply_one(generation, &envelope, &mut result.recounts)
-                .await?
-            {
-                Ok(()) => {
-                    version = envelope.sequence;
-                    result.applied += 1;
-                }
-                Err(Poison(reason)) => {
-                    result.parked = Some((envelope, reason, pending.into_iter().collect()));
-                    return Ok(result);
-                }
+                *group = events::of_aggregate(&self.pool, &key.0, &key.1, version).await?;
             }
         }
-        Ok(result)
-    }
 
-    /// A dropped event: the document's version moves past it.
-    async fn skip(&self, generation: u64, envelope: &Envelope) -> anyhow::Result<()> {
-        let collection = match envelope.aggregate_type.as_str() {
-            "user" => names::users(generation),
-            "project" => names::projects(generation),
-            _ => names::tasks(generation),
-        };
-        self.raw(&collection)
-            .update_one(
-                doc! { "_id": &envelope.aggregate_id, "version": { "$lt": envelope.sequence } },
-                doc! { "$set": { "version": envelope.sequence } },
-            )
-            .await
-            .context("skipping a dropped event")?;
-        Ok(())
-    }
-
-    /// Applies one event whose sequence is the next one of its aggregate.
-    async fn apply_one(
-        &self,
-        generation: u64,
-        envelope: &Envelope,
-        recounts: &mut Recounts,
-    ) -> anyhow::Result<Result<(), Poison>> {
-        let event = match projection::decode(envelope) {
-            Ok(event) => event,
-            Err(poison) => return Ok(Err(poison)),
-        };
-        let outcome = match event {
-            Event::User(event) => self.apply_user(generation, envelope, &event).await?,
-            Event::Project(event) => {
-                self.apply_project(generation, envelope, &event, recounts)
-                    .await?
-            }
-            Event::Task(event) => {
-                self.apply_task(generation, envelope, &event, recounts)
-                    .await?
-            }
-        };
-        Ok(outcome)
-    }
-
-    /// Inserts `document` (no previous version) or updates the fields of `set` where the stored
-    /// version is still `previous`; another writer in between is an error (the batch is retried).
-    async fn write_own(
-        &self,
-        collection: &str,
-        id: &str,
-        previous: Option<i64>,
-        insert: Document,
-        set: Document,
-    ) -> anyhow::Result<()> {
-        let collection = self.raw(collection);
-        match previous {
-            None => {
-                collection
-                    .insert_one(insert)
-                    .await
-                    .with_context(|| format!("inserting {id}"))?;
-            }
-            Some(previous) => {
-                let updated = collection
-                    .update_one(
-                        doc! { "_id": id, "version": previous },
-                        doc! { "$set": set },
-                    )
-                    .await
-                    .with_context(|| format!("updating {id}"))?;
-                anyhow::ensure!(
-                    updated.matched_count == 1,
-                    "{id} changed while it was being updated; retrying"
-                );
-            }
+        // What the tasks refer to: their projects (names, counts) and assignees (usernames,
+        // statistics), before and after the batch's events.
+        let mut project_ids: BTreeSet<String> = ids_of(groups, "project").into_iter().collect();
+        let mut user_ids: BTreeSet<String> = ids_of(groups, "user").into_iter().collect();
+        for task in &tasks {
+            project_ids.insert(task.project_id.clone());
+            user_ids.extend(task.assignee_id.clone());
         }
-        Ok(())
-    }
-
-    async fn apply_user(
-        &self,
-        generation: u64,
-        envelope: &Envelope,
-        event: &domain::UserEvent,
-    ) -> anyhow::Result<Result<(), Poison>> {
-        let before = self
-            .users(generation)
-            .find_one(doc! { "_id": &envelope.aggregate_id })
-            .await
-            .context("reading a user")?;
-        let previous = before.as_ref().map(|u| u.version);
-        let user = match projection::apply_user(before, envelope, event) {
-            Ok(user) => user,
-            Err(poison) => return Ok(Err(poison)),
-        };
-        let document = read_model::codec::to_document(&user).context("encoding a user")?;
-        self.write_own(
-            &names::users(generation),
-            &user.id,
-            previous,
-            document.clone(),
-            document,
-        )
-        .await?;
-        self.user_effects(generation, event, &user).await?;
-        Ok(Ok(()))
-    }
-
-    /// What follows the write of a user's document (idempotent, see [`Self::redo_effects`]).
-    async fn user_effects(
-        &self,
-        generation: u64,
-        event: &domain::UserEvent,
-        user: &UserView,
-    ) -> anyhow::Result<()> {
-        if matches!(event, domain::UserEvent::UserRegistered { .. }) {
-            self.tasks(generation)
-                .update_many(
-                    doc! { "assignee_id": &user.id },
-                    doc! { "$set": { "assignee_username": &user.username } },
-                )
-                .await
-                .context("denormalizing a username into tasks")?;
-        }
-        let json = serde_json::to_string(user).context("encoding a user")?;
-        self.set_json(
-            &keys::user(&self.prefix, generation, &user.id),
-            &json,
-            user.version,
-            0,
-        )
-        .await
-    }
-
-    async fn apply_project(
-        &self,
-        generation: u64,
-        envelope: &Envelope,
-        event: &domain::ProjectEvent,
-        recounts: &mut Recounts,
-    ) -> anyhow::Result<Result<(), Poison>> {
-        let before = self
-            .projects(generation)
-            .find_one(doc! { "_id": &envelope.aggregate_id })
-            .await
-            .context("reading a project")?;
-        let previous = before.as_ref().map(|p| p.version);
-        let project = match projection::apply_project(before, envelope, event) {
-            Ok(project) => project,
-            Err(poison) => return Ok(Err(poison)),
-        };
-        let insert = read_model::codec::to_document(&project).context("encoding a project")?;
-        let mut set = insert.clone();
-        set.remove("task_counts");
-        self.write_own(
-            &names::projects(generation),
-            &project.id,
-            previous,
-            insert,
-            set,
-        )
-        .await?;
-        self.project_effects(generation, event, &project, recounts)
-            .await?;
-        Ok(Ok(()))
-    }
-
-    /// What follows the write of a project's document (idempotent, see [`Self::redo_effects`]).
-    async fn project_effects(
-        &self,
-        generation: u64,
-        event: &domain::ProjectEvent,
-        project: &ProjectView,
-        recounts: &mut Recounts,
-    ) -> anyhow::Result<()> {
-        let created = matches!(event, domain::ProjectEvent::ProjectCreated { .. });
-        if created || matches!(event, domain::ProjectEvent::ProjectRenamed { .. }) {
-            self.tasks(generation)
-                .update_many(
-                    doc! {
-                        "project_id": &project.id,
-                        PROJECT_NAME_VERSION: { "$not": { "$gte": project.version } },
-                    },
-                    doc! { "$set": { "project_name": &project.name, PROJECT_NAME_VERSION: project.version } },
-                )
-                .await
-                .context("denormalizing a project name into tasks")?;
-        }
-        if created {
-            // Tasks projected before their project count now.
-            recounts.project(&project.id, None);
-            Ok(())
-        } else {
-            self.refresh_project_json(generation, &project.id).await
-        }
-    }
-
-    async fn apply_task(
-        &self,
-        generation: u64,
-        envelope: &Envelope,
-        event: &domain::TaskEvent,
-        recounts: &mut Recounts,
-    ) -> anyhow::Result<Result<(), Poison>> {
-        let before = self
-            .tasks(generation)
-            .find_one(doc! { "_id": &envelope.aggregate_id })
-            .await
-            .context("reading a task")?;
-        let previous = before.as_ref().map(|t| t.version);
-        let task = match projection::apply_task(before.clone(), envelope, event) {
-            Ok(task) => task,
-            Err(poison) => return Ok(Err(poison)),
-        };
-        let insert = read_model::codec::to_document(&task).context("encoding a task")?;
-        let mut set = insert.clone();
-        set.remove("project_name");
-        let assignee_changed = before
-            .as_ref()
-            .is_some_and(|b| b.assignee_id != task.assignee_id);
-        if !assignee_changed {
-            set.remove("assignee_username");
-        }
-        self.write_own(&names::tasks(generation), &task.id, previous, insert, set)
-            .await?;
-        let mut affected = projection::affected_assignees(before.as_ref(), &task);
-        if let domain::TaskEvent::TaskUnassigned {
-            previous_assignee_id,
-        } = event
-        {
-            affected.push(previous_assignee_id.to_string());
-        }
-        self.task_effects(generation, envelope, event, &task)
-            .await?;
-        recounts_of_task(recounts, envelope, &task, &affected);
-        Ok(Ok(()))
-    }
-
-    /// What follows the write of a task's document (idempotent, see [`Self::redo_effects`]):
-    /// denormalized names and notifications (the recounts it asks for are [`recounts_of_task`]).
-    async fn task_effects(
-        &self,
-        generation: u64,
-        envelope: &Envelope,
-        event: &domain::TaskEvent,
-        task: &TaskView,
-    ) -> anyhow::Result<()> {
-        let tasks = self.raw(&names::tasks(generation));
-        // Denormalized names, read after our own write (see the module documentation).
-        if let Some(project) = self
-            .projects(generation)
-            .find_one(doc! { "_id": &task.project_id })
-            .await
-            .context("reading a task's project")?
-        {
-            tasks
-                .update_one(
-                    doc! {
-                        "_id": &task.id,
-                        PROJECT_NAME_VERSION: { "$not": { "$gte": project.version } },
-                    },
-                    doc! { "$set": { "project_name": &project.name, PROJECT_NAME_VERSION: project.version } },
-                )
-                .await
-                .context("denormalizing a project name")?;
-        }
-        if let Some(assignee) = &task.assignee_id
-            && let Some(user) = self
-                .users(generation)
-                .find_one(doc! { "_id": assignee })
-                .await
-                .context("reading a task's assignee")?
-        {
-            tasks
-                .update_one(
-                    doc! { "_id": &task.id, "assignee_id": assignee },
-                    doc! { "$set": { "assignee_username": &user.username } },
-                )
-                .await
-                .context("denormalizing an assignee name")?;
-        }
-        for notification in projection::notifications(envelope, event, task) {
-            self.insert_notification(generation, &notification).await?;
-        }
-        Ok(())
-    }
-
-    /// Recounts the task counts and statistics of `recounts`' projects and users (see
-    /// [`Recounts`]): call it after the writes of a batch, before committing it.
-    ///
-    /// # Errors
-    /// MongoDB or Redis failed: the caller retries the batch.
-    pub async fn recount(&self, generation: u64, recounts: &Recounts) -> anyhow::Result<()> {
-        for (project_id, position) in &recounts.projects {
-            self.recount_project(generation, project_id, *position)
-                .await?;
-        }
-        for (user_id, position) in &recounts.users {
-            self.recount_user(generation, user_id, *position).await?;
-        }
-        Ok(())
-    }
-
-    /// Redoes the follow-up writes of the event its aggregate's document was last written with.
-    /// The document is the state after it. A task's previous assignee is not known here (the
-    /// document holds the new one), so after a crash right after a reassignment the previous
-    /// assignee's per-user stats are recounted by their next task event, not now.
-    async fn redo_effects(
-        &self,
-        generation: u64,
-        envelope: &Envelope,
-        recounts: &mut Recounts,
-    ) -> anyhow::Result<()> {
-        let Ok(event) = projection::decode(envelope) else {
-            return Ok(()); // a dropped poison event has no effects
-        };
-        let id = doc! { "_id": &envelope.aggregate_id };
-        match event {
-            Event::User(event) => {
-                if let Some(user) = self.users(generation).find_one(id).await? {
-                    self.user_effects(generation, &event, &user).await?;
-                }
-            }
-            Event::Project(event) => {
-                if let Some(project) = self.projects(generation).find_one(id).await? {
-                    self.project_effects(generation, &event, &project, recounts)
-                        .await?;
-                }
-            }
-            Event::Task(event) => {
-                if let Some(task) = self.tasks(generation).find_one(id).await? {
-                    let mut affected: Vec<String> = task.assignee_id.iter().cloned().collect();
-                    if let domain::TaskEvent::TaskUnassigned {
-                        previous_assignee_id,
-                    } = &event
-                    {
-                        affected.push(previous_assignee_id.to_string());
+        for envelope in groups.values().flatten() {
+            if let Ok(Event::Task(event)) = projection::decode(envelope) {
+                match event {
+                    domain::TaskEvent::TaskCreated {
+                        project_id,
+                        assignee_id,
+                        ..
+                    } => {
+                        project_ids.insert(project_id.to_string());
+                        user_ids.extend(assignee_id.map(|id| id.to_string()));
                     }
-                    self.task_effects(generation, envelope, &event, &task)
-                        .await?;
-                    recounts_of_task(recounts, envelope, &task, &affected);
+                    domain::TaskEvent::TaskAssigned { assignee_id } => {
+                        user_ids.insert(assignee_id.to_string());
+                    }
+                    domain::TaskEvent::TaskUnassigned {
+                        previous_assignee_id,
+                    } => {
+                        user_ids.insert(previous_assignee_id.to_string());
+                    }
+                    _ => {}
                 }
             }
         }
+        let more_projects: Vec<String> = project_ids
+            .iter()
+            .filter(|id| !projects.iter().any(|p| &p.id == *id))
+            .cloned()
+            .collect();
+        let more_users: Vec<String> = user_ids
+            .iter()
+            .filter(|id| !users.iter().any(|u| &u.id == *id))
+            .cloned()
+            .collect();
+        projects.extend(
+            find_by_ids::<ProjectView>(
+                &self.db,
+                session,
+                &names::projects(generation),
+                &more_projects,
+            )
+            .await?,
+        );
+        users.extend(
+            find_by_ids::<UserView>(&self.db, session, &names::users(generation), &more_users)
+                .await?,
+        );
+        let stats_ids: Vec<String> = project_ids
+            .iter()
+            .map(|id| crate::model::project_stats_id(id))
+            .chain(user_ids.iter().map(|id| crate::model::user_stats_id(id)))
+            .collect();
+        let stored_stats = find_stats(&self.db, session, generation, &stats_ids).await?;
+
+        let loaded = Loaded {
+            users: users.iter().map(|d| (d.id.clone(), d.version)).collect(),
+            projects: projects.iter().map(|d| (d.id.clone(), d.version)).collect(),
+            tasks: tasks.iter().map(|d| (d.id.clone(), d.version)).collect(),
+            stats: stored_stats
+                .iter()
+                .map(|(id, s)| (id.clone(), s.revision))
+                .collect(),
+        };
+        let stats = stored_stats
+            .into_iter()
+            .map(|(id, stored)| (id, stored.stats))
+            .collect();
+        Ok((Model::with_documents(users, projects, tasks, stats), loaded))
+    }
+
+    /// Writes what changed in the model, in the transaction; returns the statistics written
+    /// (with their new revisions).
+    async fn write(
+        &self,
+        session: &mut ClientSession,
+        generation: u64,
+        model: &mut Model,
+        loaded: &Loaded,
+        also: Option<AlsoWrite>,
+    ) -> anyhow::Result<HashMap<String, i64>> {
+        let dirty = model.take_dirty();
+        let notifications = model.take_notifications();
+
+        // Statistics: the changed ones, and those of every user and project written.
+        let mut stats_ids: BTreeSet<String> = dirty.stats.clone();
+        stats_ids.extend(dirty.users.iter().map(|id| crate::model::user_stats_id(id)));
+        stats_ids.extend(
+            dirty
+                .projects
+                .iter()
+                .map(|id| crate::model::project_stats_id(id)),
+        );
+        let mut revisions = HashMap::new();
+        let mut statements = Vec::new();
+        for id in &stats_ids {
+            let stats = model.stats.get(id).cloned().unwrap_or_default();
+            let previous = loaded.stats.get(id).copied();
+            let revision = previous.unwrap_or(0) + 1;
+            let fields: Document = stats
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Bson::Int64(*v)))
+                .collect();
+            let document = doc! {
+                "_id": id, "fields": fields, "position": stats.position, "rev": revision,
+            };
+            statements.push(guarded(id, "rev", previous, document));
+            revisions.insert(id.clone(), revision);
+        }
+        update(
+            &self.db,
+            session,
+            &names::stats(generation),
+            statements,
+            true,
+        )
+        .await?;
+
+        // Documents, each guarded by the version it was read at.
+        let mut statements = Vec::new();
+        for id in &dirty.users {
+            if let Some(user) = model.user(id) {
+                let document = read_model::codec::to_document(&user).context("encoding a user")?;
+                statements.push(guarded(
+                    id,
+                    "version",
+                    loaded.users.get(id).copied(),
+                    document,
+                ));
+            }
+        }
+        update(
+            &self.db,
+            session,
+            &names::users(generation),
+            statements,
+            true,
+        )
+        .await?;
+        let mut statements = Vec::new();
+        for id in &dirty.projects {
+            if let Some(project) = model.project(id) {
+                let mut document =
+                    read_model::codec::to_document(&project).context("encoding a project")?;
+                let revision = revisions
+                    .get(&crate::model::project_stats_id(id))
+                    .copied()
+                    .unwrap_or(0);
+                document.insert(COUNTS_RECOUNT, revision);
+                statements.push(guarded(
+                    id,
+                    "version",
+                    loaded.projects.get(id).copied(),
+                    document,
+                ));
+            }
+        }
+        update(
+            &self.db,
+            session,
+            &names::projects(generation),
+            statements,
+            true,
+        )
+        .await?;
+        let mut statements = Vec::new();
+        for id in &dirty.tasks {
+            if let Some(task) = model.task(id) {
+                let document = read_model::codec::to_document(&task).context("encoding a task")?;
+                statements.push(guarded(
+                    id,
+                    "version",
+                    loaded.tasks.get(id).copied(),
+                    document,
+                ));
+            }
+        }
+        update(
+            &self.db,
+            session,
+            &names::tasks(generation),
+            statements,
+            true,
+        )
+        .await?;
+
+        // Tasks outside the batch that show a name set by it (rare: a project created or
+        // renamed, a user registered after tasks that name them were projected).
+        let mut fan_out = Vec::new();
+        for id in &dirty.named_projects {
+            if let Some(project) = model.projects.get(id) {
+                fan_out.push(doc! {
+                    "q": { "project_id": id, "project_name": { "$ne": &project.name } },
+                    "u": { "$set": { "project_name": &project.name } },
+                    "multi": true,
+                });
+            }
+        }
+        for id in &dirty.registered_users {
+            if let Some(user) = model.users.get(id) {
+                fan_out.push(doc! {
+                    "q": { "assignee_id": id, "assignee_username": null },
+                    "u": { "$set": { "assignee_username": &user.username } },
+                    "multi": true,
+                });
+            }
+        }
+        update(&self.db, session, &names::tasks(generation), fan_out, false).await?;
+
+        // Notifications have deterministic ids: inserted once.
+        let mut statements = Vec::new();
+        for notification in &notifications {
+            let document =
+                read_model::codec::to_document(notification).context("encoding a notification")?;
+            statements.push(doc! {
+                "q": { "_id": &notification.id },
+                "u": { "$setOnInsert": document },
+                "upsert": true,
+            });
+        }
+        update(
+            &self.db,
+            session,
+            &names::notifications(generation),
+            statements,
+            false,
+        )
+        .await?;
+
+        if let Some(also) = also {
+            update(
+                &self.db,
+                session,
+                &also.collection,
+                vec![doc! { "q": { "_id": &also.id }, "u": { "$set": also.set }, "upsert": true }],
+                false,
+            )
+            .await?;
+        }
+        Ok(revisions)
+    }
+
+    /// Copies every document and statistic of the model to Redis (guarded), in one pipeline,
+    /// and announces the batch on [`keys::applied_channel`]. Documents the batch only read are copied
+    /// too: after a crash between the commit and this copy, the redelivered batch repairs Redis.
+    /// `revisions`: the stored revision of each statistic.
+    async fn copy_to_redis(
+        &self,
+        generation: u64,
+        model: &Model,
+        revisions: &HashMap<String, i64>,
+    ) -> anyhow::Result<()> {
+        let prefix = &self.prefix;
+        let set_json = redis::Script::new(SET_JSON);
+        let set_stats = redis::Script::new(SET_STATS);
+        let mut pipe = redis::pipe();
+        // The scripts run by their hash (EVALSHA): load them first, in the same pipeline (a
+        // no-op when Redis has them; Redis forgets them when it restarts).
+        for script in [SET_JSON, SET_STATS] {
+            pipe.cmd("SCRIPT").arg("LOAD").arg(script).ignore();
+        }
+        for user in model.users.values() {
+            let json = serde_json::to_string(user).context("encoding a user")?;
+            pipe.invoke_script(
+                set_json
+                    .key(keys::user(prefix, generation, &user.id))
+                    .arg(json)
+                    .arg(user.version)
+                    .arg(0),
+            )
+            .ignore();
+        }
+        for id in model.projects.keys() {
+            let Some(project) = model.project(id) else {
+                continue;
+            };
+            let revision = revisions
+                .get(&crate::model::project_stats_id(id))
+                .copied()
+                .unwrap_or(0);
+            pipe.invoke_script(
+                set_json
+                    .key(keys::project(prefix, generation, id))
+                    .arg(project_json(&project, revision)?)
+                    .arg(project.version)
+                    .arg(revision),
+            )
+            .ignore();
+        }
+        for (id, revision) in revisions {
+            let stats = model.stats.get(id).cloned().unwrap_or_default();
+            let key = if let Some(project) = id.strip_prefix("project:") {
+                keys::project_stats(prefix, generation, project)
+            } else if let Some(user) = id.strip_prefix("user:") {
+                keys::user_stats(prefix, generation, user)
+            } else {
+                continue;
+            };
+            let mut invocation = set_stats.key(key);
+            invocation.arg(*revision).arg(stats.position);
+            for (field, value) in &stats.fields {
+                invocation.arg(field).arg(value);
+            }
+            pipe.invoke_script(&invocation).ignore();
+        }
+        pipe.publish(keys::applied_channel(prefix), generation)
+            .ignore();
+        let mut redis = self.redis.clone();
+        let () = pipe
+            .query_async(&mut redis)
+            .await
+            .context("writing the Redis read models")?;
         Ok(())
     }
 
@@ -632,7 +632,8 @@ impl Store {
     ) -> anyhow::Result<()> {
         let document =
             read_model::codec::to_document(notification).context("encoding a notification")?;
-        self.raw(&names::notifications(generation))
+        self.db
+            .collection::<Document>(&names::notifications(generation))
             .update_one(
                 doc! { "_id": &notification.id },
                 doc! { "$setOnInsert": document },
@@ -640,151 +641,6 @@ impl Store {
             .upsert(true)
             .await
             .context("inserting a notification")?;
-        Ok(())
-    }
-
-    /// The next recount number of a stats key (`project:{id}` or `user:{id}`).
-    async fn next_recount(&self, generation: u64, key: &str) -> anyhow::Result<i64> {
-        let counter = self
-            .raw(&names::stats(generation))
-            .find_one_and_update(doc! { "_id": key }, doc! { "$inc": { "recount": 1_i64 } })
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .await
-            .context("incrementing a recount")?;
-        Ok(counter.and_then(|c| c.get_i64("recount").ok()).unwrap_or(1))
-    }
-
-    /// Recounts a project's tasks: its `task_counts`, its Redis JSON and (after a task event at
-    /// `position`) its stats hash.
-    async fn recount_project(
-        &self,
-        generation: u64,
-        project_id: &str,
-        position: Option<i64>,
-    ) -> anyhow::Result<()> {
-        let recount = self
-            .next_recount(generation, &stats_counter("project", project_id))
-            .await?;
-        let tasks: Vec<TaskView> = self
-            .tasks(generation)
-            .find(doc! { "project_id": project_id, "deleted": false })
-            .await
-            .context("reading a project's tasks")?
-            .try_collect()
-            .await
-            .context("reading a project's tasks")?;
-        let counts = projection::task_counts(&tasks);
-        self.raw(&names::projects(generation))
-            .update_one(
-                doc! { "_id": project_id, COUNTS_RECOUNT: { "$not": { "$gte": recount } } },
-                doc! { "$set": {
-                    "task_counts": bson::to_bson(&counts).context("encoding counts")?,
-                    COUNTS_RECOUNT: recount,
-                } },
-            )
-            .await
-            .context("writing task counts")?;
-        if let Some(position) = position {
-            let fields = projection::project_stats(&tasks);
-            self.set_stats(
-                &keys::project_stats(&self.prefix, generation, project_id),
-                recount,
-                position,
-                &fields,
-            )
-            .await?;
-        }
-        self.refresh_project_json(generation, project_id).await
-    }
-
-    async fn recount_user(
-        &self,
-        generation: u64,
-        user_id: &str,
-        position: i64,
-    ) -> anyhow::Result<()> {
-        let recount = self
-            .next_recount(generation, &stats_counter("user", user_id))
-            .await?;
-        let tasks: Vec<TaskView> = self
-            .tasks(generation)
-            .find(doc! { "assignee_id": user_id, "deleted": false })
-            .await
-            .context("reading a user's tasks")?
-            .try_collect()
-            .await
-            .context("reading a user's tasks")?;
-        let fields = projection::user_stats(&tasks);
-        self.set_stats(
-            &keys::user_stats(&self.prefix, generation, user_id),
-            recount,
-            position,
-            &fields,
-        )
-        .await
-    }
-
-    /// Copies a project's document (as stored now) to Redis, unless Redis holds a newer one.
-    async fn refresh_project_json(&self, generation: u64, project_id: &str) -> anyhow::Result<()> {
-        let Some(raw) = self
-            .raw(&names::projects(generation))
-            .find_one(doc! { "_id": project_id })
-            .await
-            .context("reading a project")?
-        else {
-            return Ok(());
-        };
-        let recount = raw.get_i64(COUNTS_RECOUNT).unwrap_or(0);
-        let project: ProjectView =
-            read_model::codec::from_document(raw).context("decoding a project")?;
-        let json = project_json(&project, recount)?;
-        self.set_json(
-            &keys::project(&self.prefix, generation, project_id),
-            &json,
-            project.version,
-            recount,
-        )
-        .await
-    }
-
-    async fn set_json(
-        &self,
-        key: &str,
-        json: &str,
-        version: i64,
-        recount: i64,
-    ) -> anyhow::Result<()> {
-        let mut redis = self.redis.clone();
-        let _written: i64 = redis::Script::new(SET_JSON)
-            .key(key)
-            .arg(json)
-            .arg(version)
-            .arg(recount)
-            .invoke_async(&mut redis)
-            .await
-            .with_context(|| format!("writing Redis key {key}"))?;
-        Ok(())
-    }
-
-    async fn set_stats(
-        &self,
-        key: &str,
-        recount: i64,
-        position: i64,
-        fields: &BTreeMap<String, i64>,
-    ) -> anyhow::Result<()> {
-        let mut redis = self.redis.clone();
-        let script = redis::Script::new(SET_STATS);
-        let mut invocation = script.key(key);
-        invocation.arg(recount).arg(position);
-        for (field, value) in fields {
-            invocation.arg(field).arg(value);
-        }
-        let _written: i64 = invocation
-            .invoke_async(&mut redis)
-            .await
-            .with_context(|| format!("writing Redis stats {key}"))?;
         Ok(())
     }
 
@@ -796,7 +652,8 @@ impl Store {
     pub async fn overdue_pass(&self, generation: u64, today: NaiveDate) -> anyhow::Result<u64> {
         let today_text = today.format("%Y-%m-%d").to_string();
         let mut cursor = self
-            .tasks(generation)
+            .db
+            .collection::<TaskView>(&names::tasks(generation))
             .find(doc! {
                 "deleted": false,
                 "status": { "$in": status::OPEN.to_vec() },
@@ -815,7 +672,128 @@ impl Store {
     }
 }
 
-/// The Redis JSON of a project: the document plus its counts recount (the write guard).
+/// The ids of the aggregates of one type in a batch.
+fn ids_of(groups: &HashMap<AggregateKey, Vec<Envelope>>, aggregate_type: &str) -> Vec<String> {
+    groups
+        .keys()
+        .filter(|(t, _)| t == aggregate_type)
+        .map(|(_, id)| id.clone())
+        .collect()
+}
+
+/// An update statement that replaces document `id` where `field` still has the value it was
+/// read with, or inserts it where none was read (if one exists after all, the insert fails on
+/// its duplicate `_id` and the batch is retried).
+fn guarded(id: &str, field: &str, previous: Option<i64>, document: Document) -> Document {
+    match previous {
+        Some(previous) => doc! { "q": { "_id": id, field: previous }, "u": document },
+        None => doc! {
+            "q": { "_id": id, field: { "$exists": false } }, "u": document, "upsert": true,
+        },
+    }
+}
+
+/// Runs unordered bulk `update` commands in the transaction. With `exact`, every statement must
+/// match (or upsert) one document: another writer in between fails the batch, which is retried.
+async fn update(
+    db: &Database,
+    session: &mut ClientSession,
+    collection: &str,
+    statements: Vec<Document>,
+    exact: bool,
+) -> anyhow::Result<()> {
+    for chunk in statements.chunks(BULK_CHUNK) {
+        let reply = db
+            .run_command(doc! { "update": collection, "updates": chunk.to_vec(), "ordered": false })
+            .session(&mut *session)
+            .await
+            .with_context(|| format!("writing {collection}"))?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            anyhow::bail!("writing {collection}: {errors:?}");
+        }
+        let matched = reply
+            .get_i32("n")
+            .map(i64::from)
+            .or_else(|_| reply.get_i64("n"))
+            .unwrap_or(0);
+        anyhow::ensure!(
+            !exact || usize::try_from(matched).is_ok_and(|n| n == chunk.len()),
+            "{collection}: {} of {} documents changed while the batch was applied; retrying",
+            chunk
+                .len()
+                .saturating_sub(usize::try_from(matched).unwrap_or(0)),
+            chunk.len()
+        );
+    }
+    Ok(())
+}
+
+/// The documents of `collection` with these ids, read in the transaction.
+async fn find_by_ids<T: DeserializeOwned + Send + Sync>(
+    db: &Database,
+    session: &mut ClientSession,
+    collection: &str,
+    ids: &[String],
+) -> anyhow::Result<Vec<T>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cursor = db
+        .collection::<Document>(collection)
+        .find(doc! { "_id": { "$in": ids } })
+        .session(&mut *session)
+        .await
+        .with_context(|| format!("reading {collection}"))?;
+    let documents: Vec<Document> = cursor
+        .stream(session)
+        .try_collect()
+        .await
+        .with_context(|| format!("reading {collection}"))?;
+    documents
+        .into_iter()
+        .map(|d| {
+            read_model::codec::from_document(d).with_context(|| format!("decoding {collection}"))
+        })
+        .collect()
+}
+
+/// The statistics documents with these ids, read in the transaction.
+async fn find_stats(
+    db: &Database,
+    session: &mut ClientSession,
+    generation: u64,
+    ids: &[String],
+) -> anyhow::Result<HashMap<String, StoredStats>> {
+    let documents: Vec<Document> = find_by_ids(db, session, &names::stats(generation), ids).await?;
+    Ok(documents
+        .into_iter()
+        .filter_map(|d| {
+            let id = d.get_str("_id").ok()?.to_owned();
+            let fields = d
+                .get_document("fields")
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .filter_map(|(k, v)| {
+                            let n = v.as_i64().or_else(|| v.as_i32().map(i64::from))?;
+                            Some((k.clone(), n))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let stored = StoredStats {
+                stats: Stats {
+                    fields,
+                    position: d.get_i64("position").unwrap_or(0),
+                },
+                revision: d.get_i64("rev").unwrap_or(0),
+            };
+            Some((id, stored))
+        })
+        .collect())
+}
+
+/// The Redis JSON of a project: the document plus its statistics revision (the write guard).
 ///
 /// # Errors
 /// Serialization failed (cannot happen for these types).
@@ -827,31 +805,42 @@ pub fn project_json(project: &ProjectView, recount: i64) -> anyhow::Result<Strin
     serde_json::to_string(&value).context("encoding a project")
 }
 
+/// The version of an aggregate's document in `generation` (0 if none).
+///
+/// # Errors
+/// MongoDB unreachable.
+pub async fn version(db: &Database, generation: u64, key: &AggregateKey) -> anyhow::Result<i64> {
+    let collection = match key.0.as_str() {
+        "user" => names::users(generation),
+        "project" => names::projects(generation),
+        "task" => names::tasks(generation),
+        _ => return Ok(0),
+    };
+    let found = db
+        .collection::<Document>(&collection)
+        .find_one(doc! { "_id": &key.1 })
+        .projection(doc! { "version": 1 })
+        .await
+        .context("reading a document version")?;
+    Ok(found.and_then(|d| d.get_i64("version").ok()).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Recounts;
+    use super::*;
 
     #[test]
-    fn recounts_merge_to_one_per_project_and_user_at_the_highest_position() {
-        let mut batch = Recounts::default();
-        let mut first = Recounts::default();
-        first.project("p1", None);
-        first.project("p2", Some(7));
-        first.user("u1", 7);
-        let mut second = Recounts::default();
-        second.project("p1", Some(9));
-        second.project("p2", Some(3));
-        second.user("u1", 4);
-        second.user("u2", 9);
-        batch.merge(first);
-        batch.merge(second);
+    fn a_guarded_statement_replaces_at_the_read_version_or_inserts() {
+        let document = doc! { "_id": "a", "version": 3 };
         assert_eq!(
-            batch.projects.into_iter().collect::<Vec<_>>(),
-            [("p1".to_owned(), Some(9)), ("p2".to_owned(), Some(7))]
+            guarded("a", "version", Some(2), document.clone()),
+            doc! { "q": { "_id": "a", "version": 2_i64 }, "u": document.clone() }
         );
         assert_eq!(
-            batch.users.into_iter().collect::<Vec<_>>(),
-            [("u1".to_owned(), 7), ("u2".to_owned(), 9)]
+            guarded("a", "version", None, document.clone()),
+            doc! {
+                "q": { "_id": "a", "version": { "$exists": false } }, "u": document, "upsert": true,
+            }
         );
     }
 }

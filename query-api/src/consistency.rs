@@ -1,12 +1,18 @@
 //! Read-your-writes: a command reply carries `{id, version}`; a query that passes
-//! `min_version` waits (polling, bounded by `TASKTRAIL_READ__MIN_VERSION_TIMEOUT_MS`) until the
-//! read model reached that version, else answers 409 `read_model_behind` with `Retry-After: 1`.
+//! `min_version` waits (bounded by `TASKTRAIL_READ__MIN_VERSION_TIMEOUT_MS`) until the read model
+//! reached that version, else answers 409 `read_model_behind` with `Retry-After: 1`.
+//!
+//! The wait is woken by the projector: each batch it commits is announced on a Redis channel
+//! ([`read_model::keys::applied_channel`]), and every waiter reads again at once. The poll
+//! interval is only the fallback for a notification that never comes (Redis down).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use serde::Deserialize;
+use tokio::sync::watch;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
@@ -20,6 +26,8 @@ pub struct Consistency {
     poll: Duration,
     /// Requests answered 409 `read_model_behind` (for `/metrics`).
     pub behind: Arc<AtomicU64>,
+    /// Bumped for every batch the projector announces.
+    applied: Arc<watch::Sender<u64>>,
 }
 
 /// `?min_version=` of a single-resource GET.
@@ -34,13 +42,48 @@ pub struct MinVersion {
 }
 
 impl Consistency {
-    /// From the settings.
+    /// From the settings; waits poll only (see [`Self::listen`]).
     pub fn new(settings: &ReadSettings) -> Self {
         Self {
             timeout: settings.timeout(),
             poll: settings.poll_interval(),
             behind: Arc::default(),
+            applied: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Wakes the waits whenever the projector announces a batch on Redis (`redis_url`, key
+    /// prefix `prefix`): a background task subscribes, and subscribes again after an error.
+    ///
+    /// # Errors
+    /// An invalid Redis URL.
+    pub fn listen(&self, redis_url: &str, prefix: &str) -> anyhow::Result<()> {
+        let client = redis::Client::open(redis_url)?;
+        let channel = read_model::keys::applied_channel(prefix);
+        let applied = Arc::clone(&self.applied);
+        tokio::spawn(async move {
+            loop {
+                match client.get_async_pubsub().await {
+                    Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                        Ok(()) => {
+                            let mut messages = pubsub.on_message();
+                            while messages.next().await.is_some() {
+                                applied.send_modify(|n| *n = n.wrapping_add(1));
+                            }
+                            tracing::debug!("read-your-writes: the Redis subscription ended");
+                        }
+                        Err(error) => {
+                            tracing::debug!(error = %error, "read-your-writes: cannot subscribe");
+                        }
+                    },
+                    Err(error) => {
+                        tracing::debug!(error = %error, "read-your-writes: Redis unreachable");
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Ok(())
     }
 
     /// Reads with `read` until what it returns has a version of at least `wanted` (at once
@@ -64,17 +107,24 @@ impl Consistency {
             return Ok(read().await?);
         };
         let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut applied = self.applied.subscribe();
         loop {
+            // A batch announced from here on wakes the wait below, even one announced while
+            // this read runs.
+            applied.mark_unchanged();
             let found = read().await?;
             let current = found.as_ref().map(&version);
             if current.is_some_and(|v| u64::try_from(v).is_ok_and(|v| v >= wanted)) {
                 return Ok(found);
             }
-            if tokio::time::Instant::now() >= deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 self.behind.fetch_add(1, Ordering::Relaxed);
                 return Err(ApiError::read_model_behind(aggregate_id, wanted, current));
             }
-            tokio::time::sleep(self.poll).await;
+            let fallback = self.poll.min(deadline - now);
+            // The sender lives as long as `self`, so `changed` only ever returns Ok.
+            let _woken = tokio::time::timeout(fallback, applied.changed()).await;
         }
     }
 }

@@ -47,7 +47,9 @@ pub struct ReadSettings {
     /// The longest wait for `min_version` before answering 409 `read_model_behind`
     /// (`TASKTRAIL_READ__MIN_VERSION_TIMEOUT_MS`, 0..=60000).
     pub min_version_timeout_ms: u64,
-    /// How often the read model is polled while waiting (`TASKTRAIL_READ__POLL_INTERVAL_MS`, >= 1).
+    /// How often the read model is read again while waiting when no batch is announced
+    /// (`TASKTRAIL_READ__POLL_INTERVAL_MS`, >= 1): a fallback; the projector's announcements
+    /// wake a wait at once.
     pub poll_interval_ms: u64,
 }
 
@@ -55,7 +57,7 @@ impl Default for ReadSettings {
     fn default() -> Self {
         Self {
             min_version_timeout_ms: 5000,
-            poll_interval_ms: 20,
+            poll_interval_ms: 100,
         }
     }
 }

@@ -44,6 +44,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
         prefix,
     );
     let consistency = Consistency::new(&settings.read);
+    consistency.listen(settings.redis.url.expose(), &settings.redis.key_prefix)?;
     let requests = RequestCounts::default();
     let metrics = Metrics::new().with(QueryMetrics {
         requests: requests.clone(),

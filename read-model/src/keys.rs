@@ -52,3 +52,10 @@ pub fn assignee_field(user_id: &str, status: &str) -> String {
 pub fn done_field(date: chrono::NaiveDate) -> String {
     format!("done:{}", date.format("%Y-%m-%d"))
 }
+
+/// The channel on which the projector announces each batch it committed (the payload is the
+/// generation), so a reader waiting for a version re-reads at once instead of on a timer.
+#[must_use]
+pub fn applied_channel(prefix: &str) -> String {
+    format!("{prefix}:applied")
+}

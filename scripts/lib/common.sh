@@ -128,14 +128,14 @@ wait_for_port() {
 
 # start_background PIDFILE LOGFILE COMMAND...
 # Starts COMMAND detached (own session, no terminal, stdin from /dev/null, output appended to
-# LOGFILE, cwd SERVICES_DIR) and writes its pid to PIDFILE. `setsid` only forks when it is a
+# LOGFILE, cwd START_IN or else SERVICES_DIR) and writes its pid to PIDFILE. `setsid` only forks when it is a
 # process-group leader, which a background job of a non-interactive shell never is, so $! is
 # the server's own pid (start_background checks that).
 start_background() {
     local pidfile=$1 logfile=$2
     shift 2
     # 9>&-: fd 9 is scripts/services' lock; a server that inherited it would hold it forever.
-    (cd "$SERVICES_DIR" && exec setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&-) &
+    (cd "${START_IN:-$SERVICES_DIR}" && exec setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&-) &
     local pid=$!
     printf '%s\n' "$pid" >"$pidfile"
 }

