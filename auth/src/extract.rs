@@ -29,6 +29,9 @@ pub enum AuthError {
     ExpiredToken,
     #[error("the token has been revoked")]
     RevokedToken,
+    /// The token's user is deactivated (or never existed: the same answer).
+    #[error("the account is not active")]
+    InactiveAccount,
     /// Neither Redis nor PostgreSQL answered: 503, not 401 (the token may well be fine).
     #[error("cannot check whether the token was revoked: {0}")]
     Unavailable(#[source] RevocationError),
@@ -112,18 +115,33 @@ impl Authenticator {
         &self.revocations
     }
 
-    /// The claims of a valid, unexpired, unrevoked token.
+    /// The claims of a valid, unexpired, unrevoked token of an active user whose token
+    /// generation has not moved on since (no password, role or activity change), with `role`
+    /// replaced by the user's current one.
     ///
     /// # Errors
-    /// [`AuthError::InvalidToken`], [`AuthError::ExpiredToken`], [`AuthError::RevokedToken`] or
-    /// [`AuthError::Unavailable`].
+    /// [`AuthError::InvalidToken`], [`AuthError::ExpiredToken`], [`AuthError::RevokedToken`],
+    /// [`AuthError::InactiveAccount`] or [`AuthError::Unavailable`].
     pub async fn authenticate_token(&self, token: &str) -> Result<Claims, AuthError> {
-        let claims = self.tokens.verify(token)?;
-        match self.revocations.is_revoked(claims.jti).await {
-            Ok(false) => Ok(claims),
-            Ok(true) => Err(AuthError::RevokedToken),
-            Err(error) => Err(AuthError::Unavailable(error)),
+        let mut claims = self.tokens.verify(token)?;
+        let (revoked, standing) = tokio::join!(
+            self.revocations.is_revoked(claims.jti),
+            self.revocations.standing(claims.sub)
+        );
+        match revoked {
+            Ok(false) => {}
+            Ok(true) => return Err(AuthError::RevokedToken),
+            Err(error) => return Err(AuthError::Unavailable(error)),
         }
+        let standing = standing
+            .map_err(AuthError::Unavailable)?
+            .filter(|standing| standing.active)
+            .ok_or(AuthError::InactiveAccount)?;
+        if standing.generation != claims.generation {
+            return Err(AuthError::RevokedToken);
+        }
+        claims.role = standing.role;
+        Ok(claims)
     }
 
     /// [`Authenticator::authenticate_token`] on the bearer token of `headers`.
@@ -196,6 +214,7 @@ mod tests {
             AuthError::InvalidToken,
             AuthError::ExpiredToken,
             AuthError::RevokedToken,
+            AuthError::InactiveAccount,
         ] {
             let body = error.error_body();
             assert_eq!(

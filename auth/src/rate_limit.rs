@@ -1,7 +1,9 @@
 //! Rate limits shared by every replica: a fixed window per caller, counted in Redis.
 //!
 //! The caller is `user:{sub}` when the request carries a bearer token that verifies (signature,
-//! `exp`, `iss`; an unverified `sub` is never trusted), otherwise `ip:{address}` (the peer address
+//! `exp`, `iss`; an unverified `sub` is never trusted) and the path is not a login or
+//! registration one (those are counted per address whatever token is attached, see
+//! [`is_credential_path`]), otherwise `ip:{address}` (the peer address
 //! from axum's `ConnectInfo<SocketAddr>`, or the last `X-Forwarded-For` entry when
 //! `trust_forwarded_for` is set; `ip:unknown` if neither is known). Each request costs one Redis
 //! round trip: a Lua script that `INCR`s `"{prefix}:rl:{who}:{window}"` and sets its expiry on
@@ -9,12 +11,17 @@
 //!
 //! Every limited response carries `X-RateLimit-Limit` and `X-RateLimit-Remaining`; over the limit
 //! the answer is 429 with `Retry-After` (seconds until the window ends) and code `rate_limited`.
+//! The refused request's body is read and dropped first (up to [`DRAIN_LIMIT_BYTES`]; past that,
+//! or if it cannot be read, the answer says `Connection: close`), so a kept-alive connection
+//! stays usable for the client's next request.
 //! When Redis fails or is slow the request goes through (logged at most every 10 s): commands
 //! must keep working while Redis is down (DESIGN.md). `/healthz`, `/readyz`, `/metrics`,
 //! `/docs*` and `/openapi.json` are never limited.
 //!
 //! Settings (`TASKTRAIL_RATE_LIMIT__*`): `REQUESTS` (100), `WINDOW_SECS` (60), `ENABLED` (true),
-//! `TRUST_FORWARDED_FOR` (false; set it only behind a proxy that overwrites the header).
+//! `TRUST_FORWARDED_FOR` (false; set it only behind a proxy that overwrites the header), and the
+//! login throttle's (see [`crate::login_throttle`]): `LOGIN_FAILURES_PER_ACCOUNT` (10),
+//! `LOGIN_FAILURES_PER_CLIENT` (100), `LOGIN_WINDOW_SECS` (900).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,6 +43,9 @@ use crate::tokens::Tokens;
 
 /// How long a request waits for Redis before going through unlimited.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The most of a refused request's body that is read (and dropped) to keep its connection usable.
+pub const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
 
 /// `X-RateLimit-Limit`: the requests allowed per window.
 pub const LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -67,6 +77,15 @@ pub struct RateLimitSettings {
     /// their own address.
     #[serde(default)]
     pub trust_forwarded_for: bool,
+    /// Failed logins per account (username) and window before its logins are refused (429).
+    #[serde(default = "default_login_failures_per_account")]
+    pub login_failures_per_account: u32,
+    /// Failed logins per client address and window before its logins are refused (429).
+    #[serde(default = "default_login_failures_per_client")]
+    pub login_failures_per_client: u32,
+    /// The login throttle's window in seconds (a success resets the account's count).
+    #[serde(default = "default_login_window_secs")]
+    pub login_window_secs: u64,
 }
 
 impl Default for RateLimitSettings {
@@ -76,8 +95,21 @@ impl Default for RateLimitSettings {
             window_secs: default_window_secs(),
             enabled: default_enabled(),
             trust_forwarded_for: false,
+            login_failures_per_account: default_login_failures_per_account(),
+            login_failures_per_client: default_login_failures_per_client(),
+            login_window_secs: default_login_window_secs(),
         }
     }
+}
+
+fn default_login_failures_per_account() -> u32 {
+    10
+}
+fn default_login_failures_per_client() -> u32 {
+    100
+}
+fn default_login_window_secs() -> u64 {
+    900
 }
 
 fn default_requests() -> u32 {
@@ -99,6 +131,11 @@ pub enum RateLimitSettingsError {
     ZeroRequests,
     #[error("TASKTRAIL_RATE_LIMIT__WINDOW_SECS must be at least 1")]
     ZeroWindow,
+    #[error(
+        "TASKTRAIL_RATE_LIMIT__LOGIN_FAILURES_PER_ACCOUNT, __LOGIN_FAILURES_PER_CLIENT and \
+         __LOGIN_WINDOW_SECS must be at least 1"
+    )]
+    ZeroLoginLimit,
 }
 
 impl RateLimitSettings {
@@ -110,6 +147,12 @@ impl RateLimitSettings {
         }
         if self.window_secs == 0 {
             return Err(RateLimitSettingsError::ZeroWindow);
+        }
+        if self.login_failures_per_account == 0
+            || self.login_failures_per_client == 0
+            || self.login_window_secs == 0
+        {
+            return Err(RateLimitSettingsError::ZeroLoginLimit);
         }
         Ok(())
     }
@@ -187,19 +230,18 @@ impl RateLimiter {
         self.enabled
     }
 
-    /// Who the request is from: `user:{sub}` for a verified bearer token, else `ip:{address}`.
-    pub fn caller(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-        if let Some(claims) = bearer_token(headers).and_then(|t| self.tokens.verify(t).ok()) {
+    /// Who the request is from: `user:{sub}` for a verified bearer token (except on the login
+    /// and registration paths), else `ip:{address}`.
+    pub fn caller(&self, path: &str, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+        if !is_credential_path(path)
+            && let Some(claims) = bearer_token(headers).and_then(|t| self.tokens.verify(t).ok())
+        {
             return format!("user:{}", claims.sub);
         }
-        let forwarded = self
-            .trust_forwarded_for
-            .then(|| last_forwarded_for(headers))
-            .flatten();
-        match forwarded.or(peer.map(|p| p.ip())) {
-            Some(ip) => format!("ip:{ip}"),
-            None => "ip:unknown".to_owned(),
-        }
+        format!(
+            "ip:{}",
+            client_address(headers, peer, self.trust_forwarded_for)
+        )
     }
 
     /// Counts one request of `who` in the current window.
@@ -227,6 +269,30 @@ impl RateLimiter {
             reset_after_secs: ((window + 1) * self.window_secs).saturating_sub(now).max(1),
         })
     }
+}
+
+/// The client's address: the last `X-Forwarded-For` entry when `trust_forwarded_for`, else the
+/// peer's; `unknown` when neither is known.
+pub fn client_address(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> String {
+    let forwarded = trust_forwarded_for
+        .then(|| last_forwarded_for(headers))
+        .flatten();
+    forwarded
+        .or(peer.map(|p| p.ip()))
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// Paths that take credentials instead of a token: limited per client address whatever token is
+/// attached (a throwaway account's token must not buy another budget of password guesses).
+pub fn is_credential_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/auth/token" | "/token" | "/login" | "/auth/register" | "/register"
+    )
 }
 
 /// The client address the proxy appended: the last entry of the last `X-Forwarded-For`.
@@ -265,7 +331,7 @@ pub async fn middleware(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    let who = limiter.caller(request.headers(), peer);
+    let who = limiter.caller(request.uri().path(), request.headers(), peer);
     let decision = match tokio::time::timeout(REDIS_TIMEOUT, limiter.check(&who)).await {
         Ok(Ok(decision)) => Some(decision),
         Ok(Err(error)) => {
@@ -294,6 +360,11 @@ pub async fn middleware(
         next.run(request).await
     } else {
         tracing::info!(who = %who, "rate limited");
+        // Read the body the client sent (and drop it): answering before reading it could reset
+        // a kept-alive connection under the client's next request.
+        let drained = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT_BYTES)
+            .await
+            .is_ok();
         let mut refused = ErrorBody::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -312,6 +383,11 @@ pub async fn middleware(
             header::RETRY_AFTER,
             HeaderValue::from(decision.reset_after_secs),
         );
+        if !drained {
+            refused
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         refused
     };
     let headers = response.headers_mut();
@@ -352,6 +428,14 @@ mod tests {
                 settings.trust_forwarded_for
             ),
             (100, 60, true, false)
+        );
+        assert_eq!(
+            (
+                settings.login_failures_per_account,
+                settings.login_failures_per_client,
+                settings.login_window_secs
+            ),
+            (10, 100, 900)
         );
         settings.validate().expect("defaults are valid");
         let zero = RateLimitSettings {

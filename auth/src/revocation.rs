@@ -43,9 +43,9 @@ pub enum RevocationError {
 /// The shared record of revoked tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Revocations {
-    redis: ConnectionManager,
-    pool: PgPool,
-    key_prefix: Arc<str>,
+    pub(crate) redis: ConnectionManager,
+    pub(crate) pool: PgPool,
+    pub(crate) key_prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -56,7 +56,7 @@ impl std::fmt::Debug for Revocations {
     }
 }
 
-static REDIS_DOWN: Throttle = Throttle::new(10);
+pub(crate) static REDIS_DOWN: Throttle = Throttle::new(10);
 
 impl Revocations {
     /// `key_prefix` is the deployment's Redis prefix (`TASKTRAIL_REDIS__KEY_PREFIX`).

@@ -2,12 +2,16 @@
 //!
 //! | variable                            | default                | meaning                                   |
 //! |-------------------------------------|------------------------|-------------------------------------------|
-//! | `TASKTRAIL_AUTH__JWT_SECRET`        | [`DEV_JWT_SECRET`]     | HS256 shared secret, at least 32 bytes    |
+//! | `TASKTRAIL_AUTH__JWT_SECRET`        | none: required (HS256) | HS256 shared secret, at least 32 bytes    |
 //! | `TASKTRAIL_AUTH__ALGORITHM`         | `HS256`                | `HS256`, `RS256` or `EdDSA`               |
 //! | `TASKTRAIL_AUTH__PRIVATE_KEY_PATH`  | none                   | PEM private key (RS256/EdDSA; signing)    |
 //! | `TASKTRAIL_AUTH__PUBLIC_KEY_PATH`   | none                   | PEM public key (RS256/EdDSA; verifying)   |
 //! | `TASKTRAIL_AUTH__TOKEN_TTL_SECS`    | `3600`                 | lifetime of an issued token               |
 //! | `TASKTRAIL_AUTH__ISSUER`            | `tasktrail`            | the `iss` claim, issued and required      |
+//!
+//! There is no default secret: a service without one (HS256) or without its key files (RS256 /
+//! EdDSA) refuses to start and says how to make one (`openssl rand -base64 48`); `scripts/dev`
+//! and `scripts/test` generate one per checkout into `.services/jwt-secret`.
 //!
 //! With HS256 both APIs need the same secret. With RS256 or EdDSA the command API (which signs)
 //! needs both keys and the query API only the public one.
@@ -17,10 +21,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use service_runtime::settings::Secret;
-
-/// The secret used when none is configured. Fine on a laptop, fatal in production: anyone can
-/// read it here and forge tokens. Services call [`AuthSettings::warn_if_dev_default`] at start.
-pub const DEV_JWT_SECRET: &str = "tasktrail-dev-only-jwt-secret-never-use-in-production";
 
 /// The shortest HS256 secret accepted (RFC 7518 §3.2: a key at least as long as the hash output).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -78,8 +78,8 @@ impl std::fmt::Display for JwtAlgorithm {
 /// `#[serde(default)] pub auth: AuthSettings`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
-    /// The HS256 secret. Unused with RS256 / EdDSA.
-    #[serde(default = "default_jwt_secret")]
+    /// The HS256 secret. Unused with RS256 / EdDSA. Empty (the default) refuses to start.
+    #[serde(default = "no_secret")]
     pub jwt_secret: Secret,
     #[serde(default)]
     pub algorithm: JwtAlgorithm,
@@ -100,7 +100,7 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            jwt_secret: default_jwt_secret(),
+            jwt_secret: no_secret(),
             algorithm: JwtAlgorithm::default(),
             private_key_path: None,
             public_key_path: None,
@@ -110,8 +110,8 @@ impl Default for AuthSettings {
     }
 }
 
-fn default_jwt_secret() -> Secret {
-    Secret::new(DEV_JWT_SECRET)
+fn no_secret() -> Secret {
+    Secret::new("")
 }
 fn default_token_ttl_secs() -> u64 {
     3600
@@ -121,25 +121,6 @@ fn default_issuer() -> String {
 }
 
 impl AuthSettings {
-    /// HS256 with the published development secret: anyone can forge tokens. Services should
-    /// warn loudly (see [`AuthSettings::warn_if_dev_default`]) or refuse to start in production.
-    pub fn is_dev_default(&self) -> bool {
-        self.algorithm == JwtAlgorithm::Hs256 && self.jwt_secret.expose() == DEV_JWT_SECRET
-    }
-
-    /// Logs a loud warning when [`AuthSettings::is_dev_default`]; returns whether it did.
-    pub fn warn_if_dev_default(&self) -> bool {
-        let dev = self.is_dev_default();
-        if dev {
-            tracing::warn!(
-                "TASKTRAIL_AUTH__JWT_SECRET is not set: tokens are signed with the PUBLIC \
-                 development secret and anyone can forge them. Set a random secret of at least \
-                 {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -base64 48`) outside development."
-            );
-        }
-        dev
-    }
-
     /// [`AuthSettings::token_ttl_secs`] as a duration.
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs)
@@ -161,6 +142,9 @@ impl AuthSettings {
         match self.algorithm {
             JwtAlgorithm::Hs256 => {
                 let len = self.jwt_secret.expose().len();
+                if len == 0 {
+                    return Err(AuthSettingsError::MissingSecret);
+                }
                 if len < MIN_SECRET_BYTES {
                     return Err(AuthSettingsError::SecretTooShort { len });
                 }
@@ -218,6 +202,12 @@ fn non_empty(path: Option<&Path>) -> Option<&Path> {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSettingsError {
     #[error(
+        "TASKTRAIL_AUTH__JWT_SECRET is not set: there is no default signing key. Generate one \
+         with `openssl rand -base64 48` and give both APIs the same value (scripts/dev and \
+         scripts/test do this per checkout), or use a key pair (TASKTRAIL_AUTH__ALGORITHM=EdDSA)"
+    )]
+    MissingSecret,
+    #[error(
         "TASKTRAIL_AUTH__JWT_SECRET is {len} bytes long; HS256 needs at least {MIN_SECRET_BYTES} \
          (generate one with `openssl rand -base64 48`)"
     )]
@@ -255,25 +245,34 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn defaults_are_hs256_with_the_dev_secret_which_validates_but_is_flagged() {
+    fn without_a_secret_the_settings_are_refused_with_how_to_make_one() {
+        // Given no configuration at all
         let settings: AuthSettings = serde_json::from_value(json!({})).expect("defaults");
         assert_eq!(settings.algorithm, JwtAlgorithm::Hs256);
         assert_eq!(settings.token_ttl_secs, 3600);
         assert_eq!(settings.issuer, "tasktrail");
-        assert!(settings.is_dev_default());
-        assert!(settings.warn_if_dev_default());
-        settings.validate().expect("the dev default is long enough");
-        assert!(!format!("{settings:?}").contains(DEV_JWT_SECRET));
+        // When they are validated
+        let error = settings.validate().expect_err("no secret");
+        // Then the service refuses to start, saying how to make a key
+        assert!(matches!(error, AuthSettingsError::MissingSecret));
+        let message = error.to_string();
+        assert!(
+            message.contains("TASKTRAIL_AUTH__JWT_SECRET")
+                && message.contains("openssl rand -base64 48"),
+            "{message}"
+        );
+        assert!(crate::Tokens::from_settings(&settings).is_err());
+        assert!(crate::Tokens::verify_only(&settings).is_err());
     }
 
     #[test]
-    fn a_configured_secret_is_not_the_dev_default() {
+    fn a_configured_secret_of_32_bytes_is_accepted() {
         let settings = AuthSettings {
             jwt_secret: Secret::new("x".repeat(MIN_SECRET_BYTES)),
             ..AuthSettings::default()
         };
-        assert!(!settings.is_dev_default());
         settings.validate().expect("32 bytes is enough");
+        assert!(!format!("{settings:?}").contains(&"x".repeat(MIN_SECRET_BYTES)));
     }
 
     #[test]
@@ -321,21 +320,19 @@ mod tests {
             message,
             "TASKTRAIL_AUTH__PUBLIC_KEY_PATH is required when TASKTRAIL_AUTH__ALGORITHM=RS256"
         );
-        assert!(
-            !settings.is_dev_default(),
-            "the secret is unused with RS256"
-        );
     }
 
     #[test]
     fn zero_ttl_and_empty_issuer_are_refused() {
         let zero = AuthSettings {
             token_ttl_secs: 0,
+            jwt_secret: Secret::new("x".repeat(MIN_SECRET_BYTES)),
             ..AuthSettings::default()
         };
         assert!(matches!(zero.validate(), Err(AuthSettingsError::ZeroTtl)));
         let blank = AuthSettings {
             issuer: " ".to_owned(),
+            jwt_secret: Secret::new("x".repeat(MIN_SECRET_BYTES)),
             ..AuthSettings::default()
         };
         assert!(matches!(

@@ -2,8 +2,13 @@
 //!
 //! Verification pins the configured algorithm: a token whose header names another one (`none`,
 //! or HS256 signed with an RS256 public key as the HMAC secret) is refused before its claims are
-//! read. `exp` is checked with no leeway, `iss` must equal the configured issuer, and every claim
-//! of [`Claims`] must be present.
+//! read. `exp` and `nbf` are checked with no leeway, `iss` must equal the configured issuer,
+//! every claim of [`Claims`] must be present, `iat` may not be in the future and `exp` may not be
+//! later than `iat` + the configured TTL (+ [`MAX_CLOCK_SKEW_SECS`]): a token that claims to live
+//! until the year 9999 is refused even with a valid signature.
+//!
+//! Whether the user still exists, is active and still has this token's generation (password,
+//! role or activity unchanged since it was issued) is [`crate::Authenticator`]'s job.
 
 use chrono::{DateTime, Utc};
 use domain::{Actor, Role};
@@ -18,16 +23,28 @@ use crate::settings::{AuthSettings, AuthSettingsError, JwtAlgorithm};
 /// Tokens longer than this are refused unread (ours are about 300 bytes).
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
+/// How far `iat` may be in the future, and `exp` beyond `iat` + TTL, to allow for clock skew
+/// between replicas.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
+
 /// What a token says: who (`sub`, `role`), until when (`exp`, seconds since the epoch), since
-/// when (`iat`), which token (`jti`, the key of revocation) and who issued it (`iss`).
+/// when (`iat`, `nbf`), which token (`jti`, the key of revocation), who issued it (`iss`) and
+/// the user's token generation when it was issued (`gen`: a password, role or activity change
+/// moves it on and so ends every earlier token).
+///
+/// `role` is what the user had at issue time; [`crate::Authenticator`] replaces it with the
+/// user's current role, so the role that authorizes a request is always the current one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: Uuid,
     pub role: Role,
     pub exp: i64,
     pub iat: i64,
+    pub nbf: i64,
     pub jti: Uuid,
     pub iss: String,
+    #[serde(rename = "gen", default)]
+    pub generation: i64,
 }
 
 impl Claims {
@@ -160,7 +177,8 @@ impl Tokens {
         let mut validation = Validation::new(settings.algorithm.jose());
         validation.leeway = 0;
         validation.set_issuer(&[&settings.issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
         validation.validate_aud = false;
         Ok(Self {
             algorithm: settings.algorithm,
@@ -182,25 +200,48 @@ impl Tokens {
         self.encoding.is_some()
     }
 
-    /// Fresh claims for `user_id`: issued now, expiring after the TTL, with a random `jti`.
+    /// Fresh claims for `user_id` (token generation 0): issued now, expiring after the TTL,
+    /// with a random `jti`.
     pub fn claims_for(&self, user_id: Uuid, role: Role) -> Claims {
         let now = Utc::now().timestamp();
         Claims {
             sub: user_id,
             role,
             iat: now,
-            exp: now.saturating_add(i64::try_from(self.ttl_secs).unwrap_or(i64::MAX)),
+            nbf: now,
+            exp: now.saturating_add(self.ttl()),
             jti: Uuid::new_v4(),
             iss: self.issuer.clone(),
+            generation: 0,
         }
     }
 
-    /// A new signed token for `user_id` with `role`.
+    fn ttl(&self) -> i64 {
+        i64::try_from(self.ttl_secs).unwrap_or(i64::MAX)
+    }
+
+    /// A new signed token for `user_id` with `role`, token generation 0 (see
+    /// [`Tokens::issue_for`]).
     ///
     /// # Errors
     /// [`TokenError`] when these tokens cannot sign.
     pub fn issue(&self, user_id: Uuid, role: Role) -> Result<IssuedToken, TokenError> {
-        let claims = self.claims_for(user_id, role);
+        self.issue_for(user_id, role, 0)
+    }
+
+    /// A new signed token for `user_id` with `role` and the user's current token `generation`
+    /// (from the write-side registry): it works until the generation moves on.
+    ///
+    /// # Errors
+    /// [`TokenError`] when these tokens cannot sign.
+    pub fn issue_for(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        generation: i64,
+    ) -> Result<IssuedToken, TokenError> {
+        let mut claims = self.claims_for(user_id, role);
+        claims.generation = generation;
         Ok(IssuedToken {
             access_token: self.sign(&claims)?,
             token_type: "bearer".to_owned(),
@@ -218,8 +259,9 @@ impl Tokens {
             .map_err(TokenError::Sign)
     }
 
-    /// Checks the signature with the pinned algorithm, `exp` (no leeway) and `iss`.
-    /// Does not consult revocations (see [`crate::Authenticator`]).
+    /// Checks the signature with the pinned algorithm, `exp` and `nbf` (no leeway), `iss`, and
+    /// that `iat` is not in the future and `exp` not beyond `iat` + TTL (both give or take
+    /// [`MAX_CLOCK_SKEW_SECS`]). Does not consult revocations (see [`crate::Authenticator`]).
     ///
     /// # Errors
     /// [`AuthError::ExpiredToken`] for a genuine but expired token, otherwise
@@ -229,7 +271,22 @@ impl Tokens {
             return Err(AuthError::InvalidToken);
         }
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => {
+                let claims = data.claims;
+                let now = Utc::now().timestamp();
+                let latest_exp = claims
+                    .iat
+                    .saturating_add(self.ttl())
+                    .saturating_add(MAX_CLOCK_SKEW_SECS);
+                if claims.iat > now.saturating_add(MAX_CLOCK_SKEW_SECS)
+                    || claims.exp > latest_exp
+                    || claims.nbf < claims.iat.saturating_sub(MAX_CLOCK_SKEW_SECS)
+                {
+                    tracing::debug!("token refused: iat in the future or lifetime beyond the TTL");
+                    return Err(AuthError::InvalidToken);
+                }
+                Ok(claims)
+            }
             Err(error) if matches!(error.kind(), ErrorKind::ExpiredSignature) => {
                 Err(AuthError::ExpiredToken)
             }
@@ -518,5 +575,52 @@ mod tests {
             message,
             "TASKTRAIL_AUTH__PRIVATE_KEY_PATH is required when TASKTRAIL_AUTH__ALGORITHM=EdDSA"
         );
+    }
+
+    /// Finding 10 of issue 15: `nbf` is enforced, `exp` is bounded by `iat` + TTL, `iat` may not
+    /// be in the future.
+    #[test]
+    fn a_token_not_yet_valid_or_living_beyond_its_ttl_is_refused() {
+        // Given genuine signatures on doctored claims
+        let tokens = hs256();
+        let now = Utc::now().timestamp();
+        let user = Uuid::new_v4();
+        let mut not_yet = tokens.claims_for(user, Role::User);
+        not_yet.nbf = now + 600;
+        let mut forever = tokens.claims_for(user, Role::User);
+        forever.exp = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let mut from_the_future = tokens.claims_for(user, Role::User);
+        from_the_future.iat = now + 3600;
+        from_the_future.nbf = now;
+        from_the_future.exp = now + 3600;
+        let no_nbf = serde_json::json!({
+            "sub": user, "role": "user", "iat": now, "exp": now + 60, "iss": "tasktrail",
+            "jti": Uuid::new_v4(),
+        });
+        let no_nbf = jsonwebtoken::encode(
+            &Header::default(),
+            &no_nbf,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("encode");
+        // When they are verified, then each is refused
+        for (what, token) in [
+            ("nbf in the future", tokens.sign(&not_yet).expect("sign")),
+            ("exp in the year 9999", tokens.sign(&forever).expect("sign")),
+            (
+                "iat in the future",
+                tokens.sign(&from_the_future).expect("sign"),
+            ),
+            ("no nbf", no_nbf),
+        ] {
+            assert!(
+                matches!(tokens.verify(&token), Err(AuthError::InvalidToken)),
+                "{what}"
+            );
+        }
+        // And an ordinary token still passes, carrying its generation
+        let issued = tokens.issue_for(user, Role::User, 7).expect("issue");
+        let claims = tokens.verify(&issued.access_token).expect("verify");
+        assert_eq!((claims.generation, claims.nbf), (7, claims.iat));
     }
 }

@@ -143,8 +143,12 @@ impl From<FormRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        // A malformed id can name no resource.
-        Self::new(StatusCode::NOT_FOUND, "not_found", rejection.body_text())
+        // The same answer as the query API's for a malformed id.
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("{} (expected a UUID)", rejection.body_text()),
+        )
     }
 }
 

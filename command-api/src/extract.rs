@@ -1,11 +1,13 @@
 //! Extractors whose rejections are [`ApiError`]s, so every bad request gets the JSON error body.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use service_runtime::http::REQUEST_ID_HEADER;
+use service_runtime::http::{REQUEST_ID_HEADER, is_safe_request_id};
 
 use crate::error::ApiError;
 
@@ -54,7 +56,7 @@ fn dollar_key(value: &Value) -> Option<&str> {
     }
 }
 
-/// Path parameters; a malformed id is a 404 (it can name no resource).
+/// Path parameters; a malformed id is a 400 `invalid_id` (as on the query API).
 #[derive(Debug, Clone, Copy)]
 pub struct AppPath<T>(pub T);
 
@@ -73,8 +75,9 @@ where
 }
 
 /// Where a request came from, for the metadata of the events it causes: the request id (set by
-/// the observability layer when the client sent none), the correlation id (`x-correlation-id`,
-/// else the request id) and the causation id (`x-causation-id`, optional).
+/// the observability layer when the client sent none or an unsafe one), the correlation id
+/// (`x-correlation-id`, else the request id) and the causation id (`x-causation-id`, optional).
+/// A client's id is kept only in a safe shape ([`is_safe_request_id`]); otherwise it is ignored.
 #[derive(Debug, Clone)]
 pub struct RequestIds {
     pub request_id: String,
@@ -91,8 +94,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestIds {
                 .headers
                 .get(name)
                 .and_then(|value| value.to_str().ok())
-                .map(|value| value.chars().take(128).collect::<String>())
-                .filter(|value| !value.is_empty())
+                .filter(|value| is_safe_request_id(value))
+                .map(str::to_owned)
         };
         let request_id = header(REQUEST_ID_HEADER).unwrap_or_default();
         Ok(Self {
@@ -140,5 +143,29 @@ impl<S: Send + Sync> FromRequestParts<S> for ExpectedVersion {
                 )
             }),
         }
+    }
+}
+
+/// The client's address as the connection (or, when trusted, the proxy's `X-Forwarded-For`)
+/// says: for the login throttle. Never fails.
+#[derive(Debug, Clone)]
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<crate::state::AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        Ok(Self(auth::rate_limit::client_address(
+            &parts.headers,
+            peer,
+            state.login_throttle.trust_forwarded_for(),
+        )))
     }
 }

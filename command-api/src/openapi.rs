@@ -1,6 +1,7 @@
 //! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`/docs`, assets vendored in the
 //! binary: it works offline).
 
+use service_runtime::openapi::TruthfulErrors;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -23,13 +24,16 @@ use crate::routes::{auth, projects, tasks, users};
         tasks::create_in_project, tasks::create, tasks::edit, tasks::change_status, tasks::assign,
         tasks::set_due_date, tasks::delete_task,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ERRORS),
     tags(
         (name = "auth", description = "Register, get a token, log out (aliases: /register, /login, /token, /logout)"),
         (name = "users"), (name = "projects", description = "Projects, the seeds' goals (alias: /goals)"), (name = "tasks"),
     )
 )]
 pub struct ApiDoc;
+
+/// Every error status each operation can answer, with the error schema; enums; `If-Match`.
+const ERRORS: TruthfulErrors = TruthfulErrors::COMMANDS;
 
 struct BearerAuth;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth::rate_limit::{self, RateLimiter};
-use auth::{Authenticator, Revocations, Tokens};
+use auth::{Authenticator, LoginThrottle, Revocations, Tokens};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use event_store::relay::{LagBound, Relay, RelayMetrics, RelaySettings};
@@ -29,12 +29,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let redis = service_runtime::redis::connect(&settings.redis)?;
     let prefix = settings.redis.key_prefix.clone();
 
-    settings.auth.warn_if_dev_default();
     settings.rate_limit.validate()?;
     settings.relay.validate()?;
     let tokens = Arc::new(Tokens::from_settings(&settings.auth)?);
     let revocations = Revocations::new(redis.clone(), pool.clone(), prefix.clone());
     let authenticator = Authenticator::new(Arc::clone(&tokens), revocations.clone());
+    let login_throttle = LoginThrottle::new(redis.clone(), prefix.clone(), &settings.rate_limit);
     let limiter = RateLimiter::new(
         redis.clone(),
         prefix,
@@ -52,6 +52,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         tokens,
         revocations,
         authenticator,
+        login_throttle,
         query_api_url: settings.query_api.public_url.trim_end_matches('/').into(),
     };
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use auth::{AuthUser, Authenticator, Revocations, Tokens};
+use auth::{AuthUser, Authenticator, LoginThrottle, Revocations, Tokens};
 use axum::Json;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -28,6 +28,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub revocations: Revocations,
     pub authenticator: Authenticator,
+    /// Failed logins per account and per client address.
+    pub login_throttle: LoginThrottle,
     /// Base URL of the query API, for the `Location` of what a command changed.
     pub query_api_url: Arc<str>,
 }
@@ -92,6 +94,7 @@ pub fn metadata(ids: RequestIds, user_id: Option<Uuid>) -> Metadata {
         request_id: ids.request_id,
         correlation_id: ids.correlation_id,
         causation_id: ids.causation_id,
+        action: None,
     }
 }
 
@@ -118,7 +121,26 @@ impl AppState {
         A: Aggregate,
         A::Error: DomainError,
     {
-        let meta = metadata(caller.ids, Some(caller.user.claims.sub));
+        self.execute_as(bus, id, command, caller, resource, None)
+            .await
+    }
+
+    /// [`AppState::execute`] with a [`Metadata::action`] recorded in the events' metadata.
+    pub async fn execute_as<A>(
+        &self,
+        bus: &CommandBus<A>,
+        id: Uuid,
+        command: A::Command,
+        caller: Caller,
+        resource: &str,
+        action: Option<&str>,
+    ) -> Result<Response, ApiError>
+    where
+        A: Aggregate,
+        A::Error: DomainError,
+    {
+        let mut meta = metadata(caller.ids, Some(caller.user.claims.sub));
+        meta.action = action.map(str::to_owned);
         let committed = bus
             .execute(&id.to_string(), command, meta, caller.expected.0)
             .await?;
@@ -162,5 +184,17 @@ impl AppState {
             headers.insert(header::ETAG, etag);
         }
         response
+    }
+}
+
+impl AppState {
+    /// After a committed command that changed `user_id`'s role, password or activity: copies
+    /// the new standing to Redis at once, so every earlier token stops working on both APIs.
+    /// A failure is only logged (PostgreSQL has the change; a stale Redis copy expires within
+    /// `auth::standing::STANDING_TTL`).
+    pub async fn refresh_standing(&self, user_id: Uuid) {
+        if let Err(error) = self.revocations.refresh_standing(user_id).await {
+            tracing::warn!(%error, "a user's new standing was not copied to Redis");
+        }
     }
 }

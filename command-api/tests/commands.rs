@@ -164,6 +164,18 @@ impl TestApp {
         .collect()
     }
 
+    /// Registers `username` and makes them an admin in the write-side registry (there is no
+    /// self-service way to the first admin); returns (user id, token).
+    async fn admin(&self, username: &str) -> (String, String) {
+        let (id, token) = self.user(username).await;
+        sqlx::query("UPDATE user_registry SET role = 'admin' WHERE user_id = $1::uuid")
+            .bind(&id)
+            .execute(&self.db.pool)
+            .await
+            .expect("promote in the registry");
+        (id, token)
+    }
+
     async fn event_types(&self, aggregate_type: &str, id: &str) -> Vec<String> {
         self.events(aggregate_type, id)
             .await
@@ -518,7 +530,12 @@ async fn bad_input_is_refused_with_a_clear_4xx() {
             json!({ "status": "done" }),
         )
         .await;
-    assert_eq!(bad_id.status, StatusCode::NOT_FOUND, "{}", bad_id.body);
+    assert_eq!(
+        (bad_id.status, bad_id.code()),
+        (StatusCode::BAD_REQUEST, "invalid_id"),
+        "{}",
+        bad_id.body
+    );
 }
 
 #[tokio::test]
@@ -1052,4 +1069,595 @@ async fn marking_notifications_read_moves_my_watermark_forward_only() {
             refused.body
         );
     }
+}
+
+// ---- Issue 15: one test per finding (numbered as in the issue) ----
+
+/// Finding 1: no shared default secret. Without a key the API refuses to start and says how to
+/// make one; a token signed with the secret that used to ship in the source is refused.
+#[tokio::test]
+async fn finding_01_without_a_signing_key_the_service_refuses_to_start() {
+    // Given settings with no secret
+    let db = TestDatabase::new().await;
+    let mut settings: Settings =
+        service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
+    settings.http = HttpSettings::with_port(0);
+    settings.database = DatabaseSettings {
+        url: Secret::new(db.url.clone()),
+        ..DatabaseSettings::default()
+    };
+    settings.auth.jwt_secret = Secret::new("");
+    // When the API is built, then it refuses, naming the variable and the command
+    let error = startup::build(settings)
+        .await
+        .expect_err("no secret, no start");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("TASKTRAIL_AUTH__JWT_SECRET")
+            && message.contains("openssl rand -base64 48"),
+        "{message}"
+    );
+    // And a running API refuses an admin token forged with the old published secret
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now().timestamp();
+    let forged_admin = forged(
+        &json!({ "sub": uuid::Uuid::new_v4(), "role": "admin", "iat": now, "nbf": now,
+                 "exp": now + 600, "jti": uuid::Uuid::new_v4(), "iss": "tasktrail" }),
+        &jsonwebtoken::Header::default(),
+        "tasktrail-dev-only-jwt-secret-never-use-in-production",
+    );
+    let reply = app.post("/users", &forged_admin, json!({})).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+}
+
+/// Finding 2: deactivation, a password change and a role change end earlier tokens at once;
+/// the role that authorizes is the current one.
+#[tokio::test]
+async fn finding_02_deactivation_password_and_role_changes_end_earlier_tokens() {
+    let app = TestApp::spawn().await;
+    let (_, admin) = app.admin("root").await;
+    let create = |token: String| {
+        let app = &app;
+        async move {
+            app.post("/projects", &token, json!({ "name": "P" }))
+                .await
+                .status
+        }
+    };
+
+    // Given a user with a working token, when they are deactivated, then it stops at once
+    let (kim, kim_token) = app.user("kim").await;
+    assert_eq!(create(kim_token.clone()).await, StatusCode::CREATED);
+    let reply = app
+        .send(Method::DELETE, &format!("/users/{kim}"), Some(&admin), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(create(kim_token).await, StatusCode::UNAUTHORIZED);
+
+    // Given a user who changes their password, then the earlier token stops, the new one works
+    let (lee, lee_token) = app.user("lee").await;
+    let reply = app
+        .put(
+            &format!("/users/{lee}/password"),
+            &lee_token,
+            json!({ "password": "a brand new one", "current_password": "correct horse" }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(create(lee_token).await, StatusCode::UNAUTHORIZED);
+    let fresh = app.token("lee", "a brand new one").await;
+    assert_eq!(create(fresh).await, StatusCode::CREATED);
+
+    // Given an admin who is demoted, then their earlier token stops, and with a new one they
+    // cannot promote anyone (their role is the current one)
+    let (max, max_token) = app.admin("max").await;
+    let (ned, _) = app.user("ned").await;
+    // (max is an admin in the registry only; make the aggregate agree, then demote for real)
+    for role in ["admin", "user"] {
+        let reply = app
+            .put(
+                &format!("/users/{max}/role"),
+                &admin,
+                json!({ "role": role }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let promote_ned = |token: String| {
+        let app = &app;
+        let ned = ned.clone();
+        async move {
+            app.put(
+                &format!("/users/{ned}/role"),
+                &token,
+                json!({ "role": "admin" }),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(promote_ned(max_token).await, StatusCode::UNAUTHORIZED);
+    let demoted = app.token("max", "correct horse").await;
+    assert_eq!(promote_ned(demoted).await, StatusCode::FORBIDDEN);
+}
+
+/// Finding 3: changing your own password needs the current one; an admin's reset of another
+/// user's does not, and its event's metadata says so.
+#[tokio::test]
+async fn finding_03_a_password_change_needs_the_current_password_an_admin_reset_is_recorded() {
+    let app = TestApp::spawn().await;
+    let (oli, token) = app.user("oli").await;
+    let path = format!("/users/{oli}/password");
+    // Without the current password: 422 naming the field
+    let reply = app
+        .put(&path, &token, json!({ "password": "new password!" }))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["error"]["details"]["field"], "current_password");
+    // With a wrong one: 403, and nothing changed
+    let reply = app
+        .put(
+            &path,
+            &token,
+            json!({ "password": "new password!", "current_password": "a guess!" }),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::FORBIDDEN, "wrong_password")
+    );
+    assert_eq!(app.event_types("user", &oli).await, ["UserRegistered"]);
+    // An admin resets it without the current password; the metadata records it
+    let (_, admin) = app.admin("boss").await;
+    let reply = app
+        .put(&path, &admin, json!({ "password": "reset by boss" }))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let events = app.events("user", &oli).await;
+    assert_eq!(events[1].1, "UserPasswordChanged");
+    assert_eq!(
+        events[1].2["action"], "admin_password_reset",
+        "{}",
+        events[1].2
+    );
+    app.token("oli", "reset by boss").await;
+}
+
+/// Finding 4: failed logins are throttled per account and per client, whatever token is
+/// attached; a success resets the account's count.
+#[tokio::test]
+async fn finding_04_login_throttling_holds_per_account_and_per_client_whatever_token() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.rate_limit.login_failures_per_account = 3;
+        settings.rate_limit.login_failures_per_client = 8;
+    })
+    .await;
+    let (_, pat) = app.user("pat").await;
+    let (_, quinn) = app.user("quinn").await;
+    let login = |username: &'static str, password: &'static str, token: Option<String>| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                "/auth/token",
+                token.as_deref(),
+                Some(json!({ "username": username, "password": password })),
+            )
+            .await
+        }
+    };
+    // A success resets: two failures, a success, two failures still pass through to 401
+    for _ in 0..2 {
+        assert_eq!(
+            login("pat", "wrong!!!", None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login("pat", "correct horse", None).await.status,
+        StatusCode::OK
+    );
+    // Three wrong passwords against pat, each with a different user's token attached
+    for token in [Some(pat.clone()), Some(quinn.clone()), None] {
+        assert_eq!(
+            login("pat", "wrong!!!", token).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Then even the right password is refused with 429 and Retry-After
+    let refused = login("pat", "correct horse", Some(quinn.clone())).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
+    assert!((1..=900).contains(&retry), "{retry}");
+    // Another account is not locked by pat's failures…
+    assert_eq!(
+        login("quinn", "correct horse", None).await.status,
+        StatusCode::OK
+    );
+    // …but this client is, after its eighth failure (five so far), for every account
+    for user in ["nobody1", "nobody2", "nobody3"] {
+        assert_eq!(
+            login(user, "wrong!!!", None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let refused = login("quinn", "correct horse", None).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+}
+
+/// Findings 5 and 6: hostile text is refused with 422 naming the field, and never reaches
+/// PostgreSQL as a NUL (which answered 503).
+#[tokio::test]
+async fn finding_05_06_hostile_text_is_422_naming_the_field_never_503() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user("rae").await;
+    let register = |email: &str| {
+        json!({ "username": "sam", "email": email, "password": "12345678",
+                "first_name": "S", "last_name": "T" })
+    };
+    for email in [
+        "sam\u{0}@example.com",
+        "sam@exa\u{0}mple.com",
+        "sam\u{1b}[2J@example.com",
+        "sam\u{202E}moc.elpmaxe@example.com",
+        "<script>alert(1)</script>@example.com",
+        "\"<b>\"@example.com",
+    ] {
+        let reply = app
+            .send(Method::POST, "/auth/register", None, Some(register(email)))
+            .await;
+        assert_eq!(
+            (
+                reply.status,
+                reply.body["error"]["details"]["field"].as_str()
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("email")),
+            "{email:?}: {}",
+            reply.body
+        );
+    }
+    // A NUL at login is a wrong login, not a database error
+    for (username, password) in [("rae\u{0}", "correct horse"), ("rae", "correct\u{0}horse")] {
+        let reply = app
+            .send(
+                Method::POST,
+                "/auth/token",
+                None,
+                Some(json!({ "username": username, "password": password })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.body);
+    }
+    let project = app
+        .post("/projects", &token, json!({ "name": "P" }))
+        .await
+        .id();
+    for (path, body, field) in [
+        ("/projects".to_owned(), json!({ "name": "\u{0}" }), "name"),
+        (
+            "/projects".to_owned(),
+            json!({ "name": "ok", "description": "a\u{0}b" }),
+            "description",
+        ),
+        (
+            format!("/projects/{project}/tasks"),
+            json!({ "title": "\u{0}" }),
+            "title",
+        ),
+        (
+            format!("/projects/{project}/tasks"),
+            json!({ "title": "a\u{202E}b" }),
+            "title",
+        ),
+    ] {
+        let reply = app.post(&path, &token, body).await;
+        assert_eq!(
+            (
+                reply.status,
+                reply.body["error"]["details"]["field"].as_str()
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{path}: {}",
+            reply.body
+        );
+    }
+}
+
+/// Finding 7: a client's `X-Request-Id` is kept only in a safe shape, else replaced.
+#[tokio::test]
+async fn finding_07_an_unsafe_request_id_is_replaced_before_it_is_stored() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user("tess").await;
+    for (sent, kept) in [("<img src=x onerror=alert(1)>", false), ("req-7.a_B", true)] {
+        let response = app
+            .http
+            .post(format!("{}/projects", app.url))
+            .bearer_auth(&token)
+            .header("x-request-id", sent)
+            .header("x-correlation-id", sent)
+            .json(&json!({ "name": "Traced" }))
+            .send()
+            .await
+            .expect("request");
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let body: Value = response.json().await.expect("json");
+        let events = app
+            .events("project", body["id"].as_str().expect("id"))
+            .await;
+        let stored = events[0].2["request_id"]
+            .as_str()
+            .expect("request id")
+            .to_owned();
+        let correlation = events[0].2["correlation_id"]
+            .as_str()
+            .expect("correlation")
+            .to_owned();
+        if kept {
+            assert_eq!(
+                (stored.as_str(), echoed.as_str(), correlation.as_str()),
+                (sent, sent, sent)
+            );
+        } else {
+            assert!(uuid::Uuid::parse_str(&stored).is_ok(), "{stored}");
+            assert_eq!(echoed, stored);
+            assert_eq!(
+                correlation, stored,
+                "an unsafe correlation id falls back to the request id"
+            );
+        }
+    }
+}
+
+/// Finding 8: `nosniff` everywhere, `no-store` on authenticated answers (and refusals).
+#[tokio::test]
+async fn finding_08_nosniff_and_no_store_headers() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user("uma").await;
+    let ok = app.post("/projects", &token, json!({ "name": "P" })).await;
+    let refused = app
+        .send(Method::POST, "/projects", None, Some(json!({})))
+        .await;
+    let missing = app.send(Method::POST, "/nothing", None, None).await;
+    for reply in [&ok, &refused, &missing] {
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+        assert_eq!(reply.headers["cache-control"], "no-store");
+    }
+    // CORS is off by default: no allow-origin for a foreign origin
+    let preflight = app
+        .http
+        .request(Method::OPTIONS, format!("{}/projects", app.url))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    // …and an allow-listed origin gets it
+    let cors = TestApp::spawn_with(|settings| {
+        settings.http.cors_allowed_origins = "https://app.example".to_owned();
+    })
+    .await;
+    let preflight = cors
+        .http
+        .request(Method::OPTIONS, format!("{}/projects", cors.url))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+}
+
+/// Finding 10: `nbf` enforced, `exp` bounded by `iat` + TTL, and `sub` must be an active user.
+#[tokio::test]
+async fn finding_10_nbf_exp_bound_and_unknown_sub_are_401() {
+    let app = TestApp::spawn().await;
+    let (wes, _) = app.user("wes").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |sub: &str, nbf: i64, exp: i64| {
+        json!({ "sub": sub, "role": "user", "iat": now, "nbf": nbf, "exp": exp,
+                "jti": uuid::Uuid::new_v4(), "iss": "tasktrail" })
+    };
+    let hs256 = jsonwebtoken::Header::default();
+    let ghost = uuid::Uuid::new_v4().to_string();
+    for (what, claims) in [
+        ("nbf in an hour", claims(&wes, now + 3600, now + 3600)),
+        ("exp in 9999", claims(&wes, now, 253_402_300_799)),
+        ("a sub that never existed", claims(&ghost, now, now + 600)),
+    ] {
+        let token = forged(&claims, &hs256, SECRET);
+        let reply = app.post("/projects", &token, json!({ "name": "P" })).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{what}: {}",
+            reply.body
+        );
+    }
+    let fine = forged(&claims(&wes, now, now + 600), &hs256, SECRET);
+    let reply = app.post("/projects", &fine, json!({ "name": "P" })).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+/// Finding 11: the OpenAPI document lists the error statuses with the error schema, enums for
+/// status and role, `If-Match`; a malformed path id is 400 `invalid_id` (as on the query API).
+#[tokio::test]
+async fn finding_11_the_openapi_document_tells_the_truth() {
+    let app = TestApp::spawn().await;
+    let spec: Value = app
+        .http
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            for status in [
+                "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
+            ] {
+                assert_eq!(
+                    operation["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Error",
+                    "{method} {path} {status}"
+                );
+            }
+            if method != "post" && path.contains("{id}") {
+                let documented = operation["parameters"].as_array().is_some_and(|ps| {
+                    ps.iter()
+                        .any(|p| p["name"] == "If-Match" && p["in"] == "header")
+                });
+                assert!(documented, "{method} {path}: If-Match");
+            }
+        }
+    }
+    assert!(operations >= 20, "{operations}");
+    let schemas = &spec["components"]["schemas"];
+    assert_eq!(
+        schemas["ChangeStatusRequest"]["properties"]["status"]["enum"],
+        json!(["pending", "in_progress", "done", "cancelled"])
+    );
+    assert_eq!(
+        schemas["ChangeRoleRequest"]["properties"]["role"]["enum"],
+        json!(["user", "admin"])
+    );
+    let (_, token) = app.user("xena").await;
+    for path in [
+        "/users/not-a-uuid/role",
+        "/tasks/42/status",
+        "/users/x/password",
+    ] {
+        let reply = app.put(path, &token, json!({})).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::BAD_REQUEST, "invalid_id"),
+            "{path}"
+        );
+    }
+}
+
+/// Sends `requests` in one write on one connection (pipelined; the last should say
+/// `Connection: close`) and returns everything the server answered until it closed.
+async fn pipelined(url: &str, requests: &[String]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(requests.concat().as_bytes())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn raw_post(path: &str, token: Option<&str>, body: &str, close: bool) -> String {
+    let authorization =
+        token.map_or_else(String::new, |t| format!("authorization: Bearer {t}\r\n"));
+    let connection = if close { "connection: close\r\n" } else { "" };
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n{authorization}{connection}\r\n{body}",
+        body.len()
+    )
+}
+
+/// Finding 9, on the wire: after a 429 whose body was never used, the next request pipelined on
+/// the same connection is still answered (the refused body was drained); a 401 that answers
+/// before reading the body either serves the next request too or says `Connection: close`.
+#[tokio::test]
+async fn finding_09_a_refused_body_never_breaks_a_pipelined_connection() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.rate_limit.requests = 3;
+        settings.rate_limit.window_secs = 3600;
+    })
+    .await;
+    let (_, token) = app.user("wyn").await;
+    // (three requests per window: the address spent two on registering and logging in)
+    for _ in 0..3 {
+        assert_eq!(
+            app.post("/projects", &token, json!({ "name": "P" }))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+    }
+    let body = json!({ "name": "P", "description": "d".repeat(60 * 1024) }).to_string();
+    // Given the caller is over its limit, when two POSTs go down one connection
+    let answer = pipelined(
+        &app.url,
+        &[
+            raw_post("/projects", Some(&token), &body, false),
+            raw_post("/projects", Some(&token), &body, true),
+        ],
+    )
+    .await;
+    // Then both are answered 429
+    assert_eq!(
+        answer.matches("HTTP/1.1 429").count(),
+        2,
+        "{}",
+        &answer[..answer.len().min(2000)]
+    );
+
+    // And a request refused before its body is read never leaves the connection in doubt
+    let answer = pipelined(
+        &app.url,
+        &[
+            raw_post("/projects", None, &body, false),
+            "GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n".to_owned(),
+        ],
+    )
+    .await;
+    let first = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(first.starts_with("http/1.1 401"), "{first}");
+    assert!(
+        answer.matches("HTTP/1.1 ").count() == 2 || first.contains("connection: close"),
+        "{}",
+        &answer[..answer.len().min(2000)]
+    );
 }

@@ -21,6 +21,10 @@ fn settings(db: &TestDatabase) -> Settings {
             topic_prefix: test_support::unique_name("readiness"),
             ..servers().kafka.clone()
         },
+        auth: auth::AuthSettings {
+            jwt_secret: Secret::new("a-readiness-test-secret-of-at-least-32-bytes"),
+            ..auth::AuthSettings::default()
+        },
         ..defaults
     }
 }

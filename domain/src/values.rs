@@ -9,7 +9,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
 
-/// Trims `raw` and checks its length in characters is within `min..=max`.
+/// Whether `c` may not appear in any text: a control character (NUL, escape, DEL, C1 …;
+/// line breaks and tabs are refused too unless `multiline`), or a bidirectional override or
+/// isolate (U+202A–U+202E, U+2066–U+2069), which makes text display other than it reads.
+#[must_use]
+pub fn is_forbidden_char(c: char, multiline: bool) -> bool {
+    if multiline && matches!(c, '\n' | '\r' | '\t') {
+        return false;
+    }
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses text with a character [`is_forbidden_char`] forbids, naming `field`.
+///
+/// # Errors
+/// A [`ValidationError`] on `field`.
+pub fn refuse_control_chars(
+    field: &'static str,
+    raw: &str,
+    multiline: bool,
+) -> Result<(), ValidationError> {
+    if raw.chars().any(|c| is_forbidden_char(c, multiline)) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters or bidirectional overrides",
+        ));
+    }
+    Ok(())
+}
+
+/// Trims `raw` (surrounding whitespace, tabs and line breaks go), refuses control characters
+/// left inside and checks its length in characters is within
+/// `min..=max`.
 fn trimmed_with_len(
     field: &'static str,
     raw: &str,
@@ -17,6 +48,7 @@ fn trimmed_with_len(
     max: usize,
 ) -> Result<String, ValidationError> {
     let value = raw.trim();
+    refuse_control_chars(field, value, false)?;
     let len = value.chars().count();
     if len < min {
         return Err(if min == 1 {
@@ -85,6 +117,7 @@ impl Username {
     /// # Errors
     /// A [`ValidationError`] on field `username` if the length or a character is not allowed.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_control_chars("username", raw.trim(), false)?;
         let value = raw.trim().to_lowercase();
         let len = value.chars().count();
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&len) {
@@ -111,9 +144,10 @@ impl Username {
 }
 string_value!(Username, display);
 
-/// An e-mail address: trimmed, at most 254 characters, exactly one `@`, a non-empty local
-/// part, a domain with a dot, no whitespace. Stored as typed (case kept);
-/// [`Email::normalized`] is the uniqueness key.
+/// An e-mail address: trimmed, at most 254 characters, valid by RFC 5322's `addr-spec` as the
+/// `email_address` crate checks it, without control characters, bidirectional overrides,
+/// whitespace, a quoted local part, a domain literal or markup characters (`<`, `>`), and with a
+/// domain that has a dot. Stored as typed (case kept); [`Email::normalized`] is the uniqueness key.
 ///
 /// No `Display`, so an address is not formatted into a log line by accident.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -130,6 +164,7 @@ impl Email {
     /// A [`ValidationError`] on field `email` if the address is malformed or too long.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         let invalid = |message: &str| ValidationError::new("email", message.to_owned());
+        refuse_control_chars("email", raw.trim(), false)?;
         let value = raw.trim();
         if value.is_empty() {
             return Err(invalid("must not be empty"));
@@ -149,6 +184,11 @@ impl Email {
         if local.is_empty() {
             return Err(invalid("must have a name before the '@'"));
         }
+        if local.starts_with('"') || value.contains(['<', '>', '"', '[', ']', '\\']) {
+            return Err(invalid(
+                "may not contain quotes, brackets or '<' '>' (write it plainly, as name@example.com)",
+            ));
+        }
         if !domain.contains('.')
             || domain.starts_with('.')
             || domain.ends_with('.')
@@ -157,6 +197,9 @@ impl Email {
             return Err(invalid(
                 "must have a domain such as example.com after the '@'",
             ));
+        }
+        if !email_address::EmailAddress::is_valid(value) {
+            return Err(invalid("is not a valid e-mail address"));
         }
         Ok(Self(value.to_owned()))
     }
@@ -186,6 +229,7 @@ impl Password {
     /// A [`ValidationError`] on field `password` if it is shorter than 8 or longer than 128
     /// characters.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_control_chars("password", raw, false)?;
         let len = raw.chars().count();
         if len < Self::MIN_LEN {
             return Err(ValidationError::new(
@@ -356,6 +400,7 @@ impl Description {
     /// # Errors
     /// A [`ValidationError`] on field `description` if it is longer than 10,000 characters.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        refuse_control_chars("description", raw, true)?;
         if raw.chars().count() > Self::MAX_LEN {
             return Err(ValidationError::new(
                 "description",
@@ -376,6 +421,83 @@ string_value!(Description, display);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn field_of<T>(parsed: Result<T, ValidationError>) -> Option<String> {
+        parsed.err().map(|error| error.field.into_owned())
+    }
+
+    /// Issue 15, finding 6 (and 5: a NUL never gets past parsing): hostile text is refused by
+    /// every text value, naming its field.
+    #[test]
+    fn control_characters_and_bidi_overrides_are_refused_in_every_text_value() {
+        for hostile in [
+            "\0",
+            "a\0b",
+            "a\u{1b}[31mb",
+            "a\u{202E}b",
+            "a\u{2066}b",
+            "a\u{7f}b",
+        ] {
+            assert_eq!(
+                field_of(Username::parse(hostile)),
+                Some("username".to_owned()),
+                "{hostile:?}"
+            );
+            assert_eq!(
+                field_of(Password::parse(&format!("{hostile}-long-enough"))),
+                Some("password".to_owned())
+            );
+            assert_eq!(
+                field_of(PersonName::parse(hostile)),
+                Some("name".to_owned())
+            );
+            assert_eq!(
+                field_of(ProjectName::parse(hostile)),
+                Some("name".to_owned())
+            );
+            assert_eq!(
+                field_of(TaskTitle::parse(hostile)),
+                Some("title".to_owned())
+            );
+            assert_eq!(
+                field_of(Description::parse(hostile)),
+                Some("description".to_owned())
+            );
+            assert_eq!(
+                field_of(Email::parse(&format!("x{hostile}@example.com"))),
+                Some("email".to_owned())
+            );
+        }
+        assert_eq!(field_of(TaskTitle::parse("\n")), Some("title".to_owned()));
+        Description::parse("line one\n\tline two\r\n").expect("line breaks in a description");
+        TaskTitle::parse("Ship it 🚀").expect("emoji are text");
+    }
+
+    #[test]
+    fn e_mails_with_markup_quotes_or_literals_are_refused_and_plain_ones_kept() {
+        for bad in [
+            "<script>@example.com",
+            "\"<b>hi</b>\"@example.com",
+            "a@[127.0.0.1]",
+            "a@localhost",
+            "a@exa mple.com",
+            "a@example..com",
+            "a@@example.com",
+        ] {
+            assert_eq!(
+                field_of(Email::parse(bad)),
+                Some("email".to_owned()),
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "ada@example.com",
+            "Ada.Lovelace+tasks@mail.example.org",
+            "o'neil@example.ie",
+        ] {
+            assert_eq!(Email::parse(good).expect(good).as_str(), good);
+        }
+    }
 
     fn repeat(c: char, n: usize) -> String {
         std::iter::repeat_n(c, n).collect()
@@ -439,9 +561,19 @@ mod tests {
 
     #[test]
     fn email_length_boundary_is_254() {
-        let domain = "@example.com";
-        let ok = format!("{}{domain}", repeat('a', 254 - domain.len()));
-        let too_long = format!("{}{domain}", repeat('a', 255 - domain.len()));
+        // Labels of at most 63 characters (RFC 1035), so only the total length decides.
+        let address = |len: usize| {
+            let mut domain = String::new();
+            while domain.len() + 50 < len - 6 {
+                domain.push_str(&repeat('b', 49));
+                domain.push('.');
+            }
+            domain.push_str(&repeat('c', len - 6 - domain.len()));
+            format!("a@{domain}.com")
+        };
+        let ok = address(254);
+        let too_long = address(255);
+        assert_eq!((ok.len(), too_long.len()), (254, 255));
         assert!(Email::parse(&ok).is_ok());
         assert!(Email::parse(&too_long).is_err());
     }

@@ -19,6 +19,11 @@ pub struct Metadata {
     pub correlation_id: String,
     /// The id of the message (request or event) that directly caused this command, if any.
     pub causation_id: Option<String>,
+    /// What kind of act this was when the event alone does not say, e.g.
+    /// [`Metadata::ADMIN_PASSWORD_RESET`] on a `UserPasswordChanged` an admin made for another
+    /// user (no current password was asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 impl Metadata {
@@ -30,6 +35,10 @@ impl Metadata {
     pub const CORRELATION_ID: &'static str = "correlation_id";
     /// Key of [`Metadata::causation_id`].
     pub const CAUSATION_ID: &'static str = "causation_id";
+    /// Key of [`Metadata::action`].
+    pub const ACTION: &'static str = "action";
+    /// The [`Metadata::action`] of an admin's reset of another user's password.
+    pub const ADMIN_PASSWORD_RESET: &'static str = "admin_password_reset";
 
     /// The map cqrs-es stores.
     #[must_use]
@@ -42,6 +51,9 @@ impl Metadata {
         map.insert(Self::CORRELATION_ID.to_owned(), self.correlation_id);
         if let Some(causation_id) = self.causation_id {
             map.insert(Self::CAUSATION_ID.to_owned(), causation_id);
+        }
+        if let Some(action) = self.action {
+            map.insert(Self::ACTION.to_owned(), action);
         }
         map
     }
@@ -57,6 +69,7 @@ impl Metadata {
             request_id: map.get(Self::REQUEST_ID).cloned().unwrap_or_default(),
             correlation_id: map.get(Self::CORRELATION_ID).cloned().unwrap_or_default(),
             causation_id: map.get(Self::CAUSATION_ID).cloned(),
+            action: map.get(Self::ACTION).cloned(),
         }
     }
 }
@@ -78,9 +91,10 @@ mod tests {
             request_id: "req-1".to_owned(),
             correlation_id: "corr-1".to_owned(),
             causation_id: Some("cause-1".to_owned()),
+            action: Some(Metadata::ADMIN_PASSWORD_RESET.to_owned()),
         };
         let map = metadata.clone().into_map();
-        assert_eq!(map.len(), 4);
+        assert_eq!(map.len(), 5);
         assert_eq!(Metadata::from_map(&map), metadata);
     }
 

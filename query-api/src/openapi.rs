@@ -1,6 +1,7 @@
 //! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`/docs`, assets vendored in the
 //! binary: it works offline).
 
+use service_runtime::openapi::TruthfulErrors;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -38,7 +39,7 @@ use crate::views::{Notification, Project, Task, User};
         notifications::list, stats::my_stats,
     ),
     components(schemas(Page<User>, Page<Project>, Page<Task>, Page<Notification>)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ERRORS),
     tags(
         (name = "users"),
         (name = "projects", description = "Projects, the seeds' goals (aliases: /goals, /goals/{id}, /goals/{id}/tasks, /goals/{id}/stats)"),
@@ -46,6 +47,9 @@ use crate::views::{Notification, Project, Task, User};
     )
 )]
 pub struct ApiDoc;
+
+/// Every error status each operation can answer, with the error schema; enums; `If-Match`.
+const ERRORS: TruthfulErrors = TruthfulErrors::QUERIES;
 
 struct BearerAuth;
 

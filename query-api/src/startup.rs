@@ -27,7 +27,6 @@ const REVOCATION_MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
 /// # Errors
 /// Invalid settings (a URL, the auth keys, the rate limit or read settings).
 pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
-    settings.auth.warn_if_dev_default();
     settings.rate_limit.validate()?;
     settings.read.validate()?;
     let pool = event_store::connect_lazy(&settings.database)?;

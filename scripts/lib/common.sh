@@ -165,3 +165,25 @@ stop_pid() {
     done
     rm -f "$pidfile"
 }
+
+# Exports TASKTRAIL_AUTH__JWT_SECRET unless it is set already: the checkout's own signing key,
+# made once (openssl rand -base64 48, or /dev/urandom) into $SERVICES_DIR/jwt-secret (mode 600,
+# under .services/, which git ignores). The services refuse to start without a key.
+ensure_jwt_secret() {
+    [[ -n ${TASKTRAIL_AUTH__JWT_SECRET:-} ]] && return 0
+    local file="$SERVICES_DIR/jwt-secret"
+    if [[ ! -s $file ]]; then
+        mkdir -p "$SERVICES_DIR"
+        (
+            umask 077
+            if command -v openssl >/dev/null 2>&1; then
+                openssl rand -base64 48 >"$file"
+            else
+                head -c 48 /dev/urandom | base64 -w0 >"$file"
+            fi
+        )
+        log "made a signing key for this checkout: $file"
+    fi
+    TASKTRAIL_AUTH__JWT_SECRET="$(tr -d '\n' <"$file")"
+    export TASKTRAIL_AUTH__JWT_SECRET
+}

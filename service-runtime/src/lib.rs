@@ -7,6 +7,7 @@
 //! - [`health`]: `GET /healthz` and `GET /readyz` with one check per dependency.
 //! - [`metrics`]: `GET /metrics` in the Prometheus text format.
 //! - [`http`]: binding, request ids, request spans and graceful serving.
+//! - [`openapi`]: the modifier that lists every error status in an OpenAPI document.
 //! - [`mongo`], [`redis`]: clients that connect lazily, so a service starts while a server is down.
 
 pub mod error;
@@ -14,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod mongo;
+pub mod openapi;
 pub mod redis;
 pub mod settings;
 pub mod shutdown;

@@ -65,12 +65,17 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Where an HTTP service listens. `TASKTRAIL_HTTP__HOST`, `TASKTRAIL_HTTP__PORT` (0 picks a free port).
+/// Where an HTTP service listens. `TASKTRAIL_HTTP__HOST`, `TASKTRAIL_HTTP__PORT` (0 picks a free port),
+/// and which browser origins may call it: `TASKTRAIL_HTTP__CORS_ALLOWED_ORIGINS`, a
+/// comma-separated list of origins such as `https://app.example.com` (empty, the default: no
+/// CORS headers, so browsers refuse cross-origin calls).
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
     #[serde(default = "localhost")]
     pub host: IpAddr,
     pub port: u16,
+    #[serde(default)]
+    pub cors_allowed_origins: String,
 }
 
 impl HttpSettings {
@@ -78,7 +83,35 @@ impl HttpSettings {
         Self {
             host: localhost(),
             port,
+            cors_allowed_origins: String::new(),
         }
+    }
+
+    /// The allowed CORS origins, each checked to be `scheme://host[:port]`.
+    ///
+    /// # Errors
+    /// The first entry that is not an origin, naming the variable.
+    pub fn cors_origins(&self) -> anyhow::Result<Vec<axum::http::HeaderValue>> {
+        self.cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(|origin| {
+                let is_origin = origin.parse::<axum::http::Uri>().ok().is_some_and(|uri| {
+                    uri.scheme().is_some()
+                        && uri.host().is_some()
+                        && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+                        && !origin.ends_with('/')
+                });
+                anyhow::ensure!(
+                    is_origin,
+                    "TASKTRAIL_HTTP__CORS_ALLOWED_ORIGINS: {origin:?} is not an origin \
+                     (scheme://host[:port], no path)"
+                );
+                axum::http::HeaderValue::from_str(origin)
+                    .context("TASKTRAIL_HTTP__CORS_ALLOWED_ORIGINS")
+            })
+            .collect()
     }
 
     pub fn address(&self) -> SocketAddr {

@@ -128,3 +128,19 @@ pub async fn send(app: axum::Router, request: Request<Body>) -> (Response<()>, s
 pub fn assert_status(response: &Response<()>, body: &serde_json::Value, status: StatusCode) {
     assert_eq!(response.status(), status, "{body}");
 }
+
+/// Puts `user_id` in the write-side registry (as a registration would), with `role`, active and
+/// token generation 0: the authenticator accepts tokens only of users it finds there.
+pub async fn register(pool: &PgPool, user_id: uuid::Uuid, role: domain::Role) {
+    sqlx::query(
+        "INSERT INTO user_registry (user_id, username, email_normalized, password_hash, role, active)
+         VALUES ($1, $2, $3, 'not-a-hash', $4, true)",
+    )
+    .bind(user_id)
+    .bind(format!("u{}", user_id.simple()))
+    .bind(format!("{}@example.com", user_id.simple()))
+    .bind(role.as_str())
+    .execute(pool)
+    .await
+    .expect("register a user");
+}

@@ -157,12 +157,15 @@ async fn anonymous_callers_are_counted_per_address_and_a_forged_sub_is_not_trust
     assert_status(&response, &body, StatusCode::OK);
 
     let mut headers = HeaderMap::new();
-    assert_eq!(limiter.caller(&headers, None), "ip:unknown");
+    assert_eq!(limiter.caller("/things", &headers, None), "ip:unknown");
     let peer: SocketAddr = "[2001:db8::1]:5000".parse().expect("address");
-    assert_eq!(limiter.caller(&headers, Some(peer)), "ip:2001:db8::1");
+    assert_eq!(
+        limiter.caller("/things", &headers, Some(peer)),
+        "ip:2001:db8::1"
+    );
     headers.insert("x-forwarded-for", "203.0.113.7".parse().expect("header"));
     assert_eq!(
-        limiter.caller(&headers, Some(peer)),
+        limiter.caller("/things", &headers, Some(peer)),
         "ip:2001:db8::1",
         "not trusted by default"
     );
@@ -175,7 +178,31 @@ async fn anonymous_callers_are_counted_per_address_and_a_forged_sub_is_not_trust
         },
         Arc::clone(&tokens),
     );
-    assert_eq!(behind_proxy.caller(&headers, Some(peer)), "ip:203.0.113.7");
+    assert_eq!(
+        behind_proxy.caller("/things", &headers, Some(peer)),
+        "ip:203.0.113.7"
+    );
+    // A genuine token attached to a login does not buy a budget of its own (issue 15, finding 4)
+    let genuine = tokens
+        .issue(Uuid::new_v4(), Role::User)
+        .expect("issue")
+        .access_token;
+    headers.insert(
+        header::AUTHORIZATION,
+        format!("Bearer {genuine}").parse().expect("header"),
+    );
+    assert!(
+        limiter
+            .caller("/things", &headers, Some(peer))
+            .starts_with("user:")
+    );
+    for path in ["/auth/token", "/login", "/token", "/auth/register"] {
+        assert_eq!(
+            limiter.caller(path, &headers, Some(peer)),
+            "ip:2001:db8::1",
+            "{path}"
+        );
+    }
     redis.clean().await;
 }
 

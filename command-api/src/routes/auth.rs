@@ -4,7 +4,7 @@
 use auth::AuthUser;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Form, Json, Router};
 use domain::{Age, Email, Password, PersonName, Role, UserCommand, Username, ValidationError};
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{AppJson, RequestIds};
+use crate::extract::{AppJson, ClientAddress, RequestIds};
 use crate::state::{AppState, metadata};
 
 pub fn router() -> Router<AppState> {
@@ -182,13 +182,21 @@ pub struct TokenReply {
     request_body(content = TokenRequest, description = "JSON, or an OAuth2 password-grant form"),
     responses(
         (status = 200, description = "A bearer token", body = TokenReply),
+        (status = 400, description = "Malformed JSON"),
         (status = 401, description = "Wrong username or password"),
         (status = 403, description = "The account is deactivated"),
+        (status = 413, description = "Body too large"),
+        (status = 415, description = "Neither JSON nor a form"),
+        (status = 422, description = "Invalid input"),
+        (status = 429, description = "Too many failed logins for this account or from this client \
+            (or too many requests); see `Retry-After`"),
+        (status = 503, description = "PostgreSQL is unavailable"),
     ))]
 pub async fn token(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     JsonOrForm(request): JsonOrForm<TokenRequest>,
-) -> Result<Json<TokenReply>, ApiError> {
+) -> Result<Response, ApiError> {
     if request
         .grant_type
         .as_deref()
@@ -199,6 +207,11 @@ pub async fn token(
             "unsupported_grant_type",
             "only the password grant is supported",
         ));
+    }
+    let account = request.username.as_str();
+    let throttle = &state.login_throttle;
+    if let Err(throttled) = throttle.check(account, &client).await {
+        return Ok(throttled.into_response());
     }
     let wrong = || ApiError::unauthorized("wrong username or password");
     let password = Password::parse(&request.password).map_err(|_| wrong());
@@ -213,23 +226,31 @@ pub async fn token(
     let (Some(credentials), Ok(password)) = (credentials, password) else {
         // Spend the time a real check would, so timing does not tell which usernames exist.
         auth::dummy_verify().await;
+        throttle.failed(account, &client).await;
         return Err(wrong());
     };
     if !auth::verify_password(&password, &credentials.password_hash).await {
+        throttle.failed(account, &client).await;
         return Err(wrong());
     }
+    throttle.succeeded(account, &client).await;
     if !credentials.active {
         return Err(ApiError::forbidden("this account is deactivated"));
     }
     let issued = state
         .tokens
-        .issue(credentials.user_id, credentials.role)
+        .issue_for(
+            credentials.user_id,
+            credentials.role,
+            credentials.token_generation,
+        )
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Json(TokenReply {
         access_token: issued.access_token,
         token_type: issued.token_type,
         expires_in: issued.expires_in,
-    }))
+    })
+    .into_response())
 }
 
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),

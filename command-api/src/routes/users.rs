@@ -4,16 +4,18 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post, put};
 use chrono::{DateTime, Utc};
-use domain::{Age, Email, Password, PersonName, Role, UserCommand};
+use domain::{Age, Email, Password, PersonName, Role, UserCommand, ValidationError};
+use event_store::Metadata;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::extract::{AppJson, AppPath};
+use crate::extract::{AppJson, AppPath, ClientAddress};
 use crate::routes::auth::{NewUser, RegisterRequest, register_user};
 use crate::state::{AppState, Caller};
 
@@ -117,33 +119,106 @@ pub async fn change_profile(
         .await
 }
 
+/// A new password. Changing your own needs your current one; an admin resetting another user's
+/// password does not give it (the events' metadata records `action: admin_password_reset`).
+/// Either way every earlier token of the user stops working.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     /// At least 8 characters.
     pub password: String,
+    /// Your current password: required to change your own.
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
 #[utoipa::path(put, path = "/users/{id}/password", tag = "users", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body = ChangePasswordRequest,
-    responses((status = 200, body = crate::state::CommandReply), (status = 403), (status = 404)))]
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "expected version")),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; every earlier token of the user no longer works", body = crate::state::CommandReply),
+        (status = 400, description = "Malformed JSON or id"),
+        (status = 401, description = "Missing, invalid, expired or revoked token"),
+        (status = 403, description = "Not yours and not an admin, or the current password is wrong"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "Version conflict, or the user is deactivated"),
+        (status = 413),
+        (status = 415),
+        (status = 422, description = "Invalid password, or your current password is missing"),
+        (status = 429, description = "Too many requests or failed password checks"),
+        (status = 503),
+    ))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     caller: Caller,
     AppPath(id): AppPath<Uuid>,
     AppJson(dto): AppJson<ChangePasswordRequest>,
 ) -> Result<Response, ApiError> {
     let password = Password::parse(&dto.password)?;
+    let actor = caller.actor();
+    let action = if actor.user_id == id {
+        let current = dto.current_password.as_deref().ok_or_else(|| {
+            ValidationError::new(
+                "current_password",
+                "is required to change your own password",
+            )
+        })?;
+        if let Some(refused) = check_current_password(&state, id, current, &client).await? {
+            return Ok(refused);
+        }
+        None
+    } else {
+        actor.is_admin().then_some(Metadata::ADMIN_PASSWORD_RESET)
+    };
     let password_hash = auth::hash_password(&password)
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let command = UserCommand::ChangePassword {
-        actor: caller.actor(),
+        actor,
         password_hash,
     };
-    state
-        .execute(&state.users, id, command, caller, "users")
+    let response = state
+        .execute_as(&state.users, id, command, caller, "users", action)
+        .await?;
+    state.refresh_standing(id).await;
+    Ok(response)
+}
+
+/// Checks the caller's current password, counted by the login throttle like a login: `Some`
+/// refusal (429 throttled) or an error (403 wrong password), `None` when it is right.
+async fn check_current_password(
+    state: &AppState,
+    user_id: Uuid,
+    current: &str,
+    client: &str,
+) -> Result<Option<Response>, ApiError> {
+    let credentials = state
+        .registry
+        .credentials_by_id(user_id)
         .await
+        .map_err(|e| ApiError::unavailable("postgres", &e))?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"))?;
+    let throttle = &state.login_throttle;
+    if let Err(throttled) = throttle.check(&credentials.username, client).await {
+        return Ok(Some(throttled.into_response()));
+    }
+    let right = match Password::parse(current) {
+        Ok(current) => auth::verify_password(&current, &credentials.password_hash).await,
+        Err(_) => {
+            auth::dummy_verify().await;
+            false
+        }
+    };
+    if !right {
+        throttle.failed(&credentials.username, client).await;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    Ok(None)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -167,9 +242,11 @@ pub async fn change_role(
         actor: caller.actor(),
         role: dto.role,
     };
-    state
+    let response = state
         .execute(&state.users, id, command, caller, "users")
-        .await
+        .await?;
+    state.refresh_standing(id).await;
+    Ok(response)
 }
 
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])),
@@ -183,9 +260,11 @@ pub async fn deactivate(
     let command = UserCommand::Deactivate {
         actor: caller.actor(),
     };
-    state
+    let response = state
         .execute(&state.users, id, command, caller, "users")
-        .await
+        .await?;
+    state.refresh_standing(id).await;
+    Ok(response)
 }
 
 /// `POST /notifications/read`: `{}` marks everything read up to now.

@@ -28,6 +28,9 @@ pub struct Credentials {
     pub role: Role,
     /// `false` once deactivated: such a user may not log in.
     pub active: bool,
+    /// Moves on with every password change, role change and deactivation; a token is issued
+    /// with the current one and works only while it is still current.
+    pub token_generation: i64,
 }
 
 /// Look-ups in the write-side registry. Cheap to clone (a pool handle).
@@ -40,10 +43,11 @@ pub struct Registry {
     pool: PgPool,
 }
 
-type CredentialsRow = (Uuid, String, String, String, bool);
+type CredentialsRow = (Uuid, String, String, String, bool, i64);
 
 const SELECT_CREDENTIALS: &str =
-    "SELECT user_id, username, password_hash, role, active FROM user_registry";
+    "SELECT user_id, username, password_hash, role, active, token_generation
+     FROM user_registry";
 
 impl Registry {
     /// A registry over `pool` (the event store's database).
@@ -209,13 +213,14 @@ impl TaskServices for Registry {
 }
 
 fn credentials(row: CredentialsRow) -> Result<Credentials, ServiceError> {
-    let (user_id, username, password_hash, role, active) = row;
+    let (user_id, username, password_hash, role, active, token_generation) = row;
     Ok(Credentials {
         user_id,
         username,
         password_hash: PasswordHash::new(password_hash),
         role: parse_role(&role)?,
         active,
+        token_generation,
     })
 }
 

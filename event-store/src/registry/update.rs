@@ -66,19 +66,26 @@ fn user_statement(user_id: Uuid, event: UserEvent) -> Result<Option<Statement>, 
             .bind(email.normalized()),
         UserEvent::UserProfileChanged { email: None, .. }
         | UserEvent::UserNotificationsRead { .. } => return Ok(None),
-        UserEvent::UserPasswordChanged { password_hash } => {
-            sqlx::query("UPDATE user_registry SET password_hash = $2 WHERE user_id = $1")
-                .bind(user_id)
-                .bind(password_hash.into_inner())
-        }
-        UserEvent::UserRoleChanged { role } => {
-            sqlx::query("UPDATE user_registry SET role = $2 WHERE user_id = $1")
-                .bind(user_id)
-                .bind(role.as_str())
-        }
-        UserEvent::UserDeactivated => {
-            sqlx::query("UPDATE user_registry SET active = false WHERE user_id = $1").bind(user_id)
-        }
+        UserEvent::UserPasswordChanged { password_hash } => sqlx::query(
+            "UPDATE user_registry
+                 SET password_hash = $2, token_generation = token_generation + 1
+                 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(password_hash.into_inner()),
+        UserEvent::UserRoleChanged { role } => sqlx::query(
+            "UPDATE user_registry
+                 SET role = $2, token_generation = token_generation + 1
+                 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .bind(role.as_str()),
+        UserEvent::UserDeactivated => sqlx::query(
+            "UPDATE user_registry
+                 SET active = false, token_generation = token_generation + 1
+                 WHERE user_id = $1",
+        )
+        .bind(user_id),
     };
     Ok(Some(statement))
 }

@@ -32,6 +32,7 @@ async fn committed_events_get_their_columns_and_metadata_and_load_back() {
         request_id: "req-1".to_owned(),
         correlation_id: "corr-1".to_owned(),
         causation_id: Some("cause-1".to_owned()),
+        ..Metadata::default()
     };
 
     let committed = buses

@@ -98,6 +98,7 @@ pub fn metadata(user_id: Option<Uuid>) -> Metadata {
         request_id: format!("req-{}", Uuid::new_v4().simple()),
         correlation_id: format!("corr-{}", Uuid::new_v4().simple()),
         causation_id: None,
+        ..Metadata::default()
     }
 }
 

@@ -130,10 +130,25 @@ impl TestApp {
         }
     }
 
-    /// A valid token of `user_id`.
-    pub fn token(&self, user_id: &str, role: Role) -> String {
+    /// A valid token of `user_id`, who is put in the write-side registry with `role` first
+    /// (a token works only while its user is active there; a changed role moves the user's
+    /// token generation on, as a real role change does).
+    pub async fn token(&self, user_id: &str, role: Role) -> String {
         let id = Uuid::parse_str(user_id).expect("a UUID");
-        self.tokens.issue(id, role).expect("issue").access_token
+        let generation = register_user(&self.db.pool, id, role).await;
+        // As the command API does after a role change: Redis gets the new standing at once.
+        auth::Revocations::new(
+            self.redis.clone(),
+            self.db.pool.clone(),
+            self.prefix.clone(),
+        )
+        .refresh_standing(id)
+        .await
+        .expect("refresh the user's standing");
+        self.tokens
+            .issue_for(id, role, generation)
+            .expect("issue")
+            .access_token
     }
 
     /// `GET path` with `token` (none if `None`).
@@ -380,4 +395,24 @@ pub fn task(project: &ProjectView, title: &str, created_second: i64) -> TaskView
         deleted: false,
         version: 1,
     }
+}
+
+/// Puts `user_id` in the write-side registry with `role` (active), or changes its role (moving
+/// its token generation on, as a real role change does); returns its token generation.
+pub async fn register_user(pool: &sqlx::PgPool, user_id: Uuid, role: Role) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO user_registry (user_id, username, email_normalized, password_hash, role, active)
+         VALUES ($1, $2, $3, 'not-a-hash', $4, true)
+         ON CONFLICT (user_id) DO UPDATE SET role = EXCLUDED.role,
+             token_generation = user_registry.token_generation
+                 + CASE WHEN user_registry.role = EXCLUDED.role THEN 0 ELSE 1 END
+         RETURNING token_generation",
+    )
+    .bind(user_id)
+    .bind(format!("u{}", user_id.simple()))
+    .bind(format!("{}@example.com", user_id.simple()))
+    .bind(role.as_str())
+    .fetch_one(pool)
+    .await
+    .expect("register a user in the write-side registry")
 }

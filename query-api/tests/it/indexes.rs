@@ -187,8 +187,8 @@ async fn every_query_of_every_route_uses_an_index() {
         .await;
     }
 
-    let bob_token = app.token(&bob.id, Role::User);
-    let admin = app.token(&ada.id, Role::Admin);
+    let bob_token = app.token(&bob.id, Role::User).await;
+    let admin = app.token(&ada.id, Role::Admin).await;
     let p = &launch.id;
     let paths = [
         "/me".to_owned(),

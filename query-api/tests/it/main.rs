@@ -8,3 +8,4 @@ mod readiness;
 mod reads;
 mod resilience;
 mod router;
+mod security;

@@ -20,7 +20,7 @@ async fn users_are_listed_searched_and_found_by_id_and_username() {
     for u in [&alice, &bob, &carol] {
         app.put_user(u).await;
     }
-    let token = app.token(&alice.id, Role::User);
+    let token = app.token(&alice.id, Role::User).await;
 
     let first = app.ok("/users?limit=2", &token).await;
     let names: Vec<_> = first["items"]
@@ -63,7 +63,7 @@ async fn users_are_listed_searched_and_found_by_id_and_username() {
     assert_eq!(other["username"], "bob");
     assert!(other.get("email").is_none(), "{other}");
     assert!(other.get("username_lower").is_none(), "{other}");
-    let admin = app.token(&carol.id, Role::Admin);
+    let admin = app.token(&carol.id, Role::Admin).await;
     assert_eq!(
         app.ok(&format!("/users/{}", bob.id), &admin).await["email"],
         "bob@example.com"
@@ -91,7 +91,7 @@ async fn users_and_projects_are_read_from_redis_first() {
     app.put_user(&alice).await;
     alice.first_name = "Cached".to_owned();
     app.cache_user(&alice).await;
-    let token = app.token(&alice.id, Role::User);
+    let token = app.token(&alice.id, Role::User).await;
     assert_eq!(app.ok("/me", &token).await["first_name"], "Cached");
 
     let mut p = project("Apollo", &alice.id, &[]);
@@ -144,10 +144,10 @@ async fn projects_and_their_tasks_are_visible_to_owner_members_and_admins_only()
     app.put_task(&my_task).await;
     app.put_task(&their_task).await;
 
-    let owner_token = app.token(&owner.id, Role::User);
-    let member_token = app.token(&member.id, Role::User);
-    let stranger_token = app.token(&stranger.id, Role::User);
-    let admin_token = app.token(&admin.id, Role::Admin);
+    let owner_token = app.token(&owner.id, Role::User).await;
+    let member_token = app.token(&member.id, Role::User).await;
+    let stranger_token = app.token(&stranger.id, Role::User).await;
+    let admin_token = app.token(&admin.id, Role::Admin).await;
 
     for token in [&owner_token, &member_token] {
         assert_eq!(
@@ -242,7 +242,7 @@ async fn tasks_are_filtered_sorted_and_paginated() {
     let mut gone = task(&p, "Deleted one", 50);
     gone.deleted = true;
     app.put_task(&gone).await;
-    let token = app.token(&dev.id, Role::User);
+    let token = app.token(&dev.id, Role::User).await;
 
     // Default: newest first, 20 per page, then the rest; no duplicates, deleted left out.
     let first = app
@@ -394,7 +394,7 @@ async fn project_statistics_come_from_redis_or_from_mongodb() {
         t.completed_on = completed;
         app.put_task(&t).await;
     }
-    let token = app.token(&owner.id, Role::User);
+    let token = app.token(&owner.id, Role::User).await;
 
     let stats = app.ok(&format!("/projects/{}/stats", p.id), &token).await;
     assert_eq!(stats["source"], "mongodb", "{stats}");
@@ -443,7 +443,7 @@ async fn project_statistics_come_from_redis_or_from_mongodb() {
     );
 
     // My statistics as an assignee.
-    let dev_token = app.token(&dev.id, Role::User);
+    let dev_token = app.token(&dev.id, Role::User).await;
     let mine = app.ok("/stats/me", &dev_token).await;
     assert_eq!(mine["source"], "mongodb");
     assert_eq!(mine["total"], 3);
@@ -481,7 +481,7 @@ async fn notifications_are_mine_newest_first_and_read_up_to_my_watermark() {
     }
     app.put_notification(&notification(&other.id, 9)).await;
     app.put_user(&me).await;
-    let token = app.token(&me.id, Role::User);
+    let token = app.token(&me.id, Role::User).await;
     let messages = |body: &serde_json::Value| -> Vec<String> {
         body["items"]
             .as_array()

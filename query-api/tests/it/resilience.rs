@@ -26,7 +26,7 @@ async fn with_redis_down_reads_are_served_from_mongodb() {
     app.put_project(&p).await;
     let t = task(&p, "Launch", 1);
     app.put_task(&t).await;
-    let token = app.token(&owner.id, Role::User);
+    let token = app.token(&owner.id, Role::User).await;
 
     assert_eq!(app.ok("/me", &token).await["username"], "owner");
     assert_eq!(
@@ -57,7 +57,9 @@ async fn with_redis_down_reads_are_served_from_mongodb() {
 #[tokio::test]
 async fn with_mongodb_down_reads_answer_503_naming_mongodb() {
     let app = TestApp::spawn_with(|settings| settings.mongo = dead_mongo()).await;
-    let token = app.token(&uuid::Uuid::new_v4().to_string(), Role::User);
+    let token = app
+        .token(&uuid::Uuid::new_v4().to_string(), Role::User)
+        .await;
     for path in [
         "/me".to_owned(),
         "/users".to_owned(),
@@ -93,7 +95,7 @@ async fn min_version_waits_for_the_read_model_or_answers_409() {
     app.put_project(&p).await;
     let t = task(&p, "Launch", 1);
     app.put_task(&t).await;
-    let token = app.token(&owner.id, Role::User);
+    let token = app.token(&owner.id, Role::User).await;
 
     // Already there: at once.
     assert_eq!(
@@ -186,7 +188,7 @@ async fn revoked_tokens_are_refused() {
     let app = TestApp::spawn().await;
     let me = user("me", "M", "E");
     app.put_user(&me).await;
-    let token = app.token(&me.id, Role::User);
+    let token = app.token(&me.id, Role::User).await;
     assert_eq!(app.get("/me", Some(&token)).await.status, StatusCode::OK);
     let claims = app.tokens.verify(&token).expect("valid");
     let revocations = Revocations::new(app.redis.clone(), app.db.pool.clone(), app.prefix.clone());
@@ -240,7 +242,7 @@ async fn task_history_comes_from_the_event_store_in_order() {
         .await
         .expect("insert event");
     }
-    let token = app.token(&owner.id, Role::User);
+    let token = app.token(&owner.id, Role::User).await;
     // Not in the read model at all: the history is still there.
     let history = app.ok(&format!("/tasks/{task_id}/history"), &token).await;
     let events = history["events"].as_array().expect("events");
@@ -267,12 +269,12 @@ async fn task_history_comes_from_the_event_store_in_order() {
         .await;
     assert_eq!(rest["events"][0]["event_type"], "TaskDeleted");
 
-    let other = app.token(&stranger.id, Role::User);
+    let other = app.token(&stranger.id, Role::User).await;
     let reply = app
         .get(&format!("/tasks/{task_id}/history"), Some(&other))
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let admin = app.token(&stranger.id, Role::Admin);
+    let admin = app.token(&stranger.id, Role::Admin).await;
     assert_eq!(
         app.get(&format!("/tasks/{task_id}/history"), Some(&admin))
             .await
@@ -293,7 +295,7 @@ async fn metrics_count_requests_by_route_and_status() {
     let app = TestApp::spawn().await;
     let me = user("me", "M", "E");
     app.put_user(&me).await;
-    let token = app.token(&me.id, Role::User);
+    let token = app.token(&me.id, Role::User).await;
     app.ok("/me", &token).await;
     app.get("/tasks/nope", Some(&token)).await;
     let metrics = app.metrics().await;

@@ -20,14 +20,17 @@ async fn app() -> (Router, TestDatabase) {
     (router, db)
 }
 
-fn token(role: Role) -> String {
+/// A token of a new user registered with `role` in `db`'s write-side registry.
+async fn token(db: &TestDatabase, role: Role) -> String {
     let tokens = auth::Tokens::from_settings(&auth::AuthSettings {
         jwt_secret: service_runtime::settings::Secret::new(SECRET),
         ..auth::AuthSettings::default()
     })
     .expect("tokens");
+    let user = Uuid::new_v4();
+    let generation = crate::helpers::register_user(&db.pool, user, role).await;
     tokens
-        .issue(Uuid::new_v4(), role)
+        .issue_for(user, role, generation)
         .expect("issue")
         .access_token
 }
@@ -89,8 +92,8 @@ async fn every_query_needs_a_valid_token() {
 
 #[tokio::test]
 async fn malformed_ids_are_400_and_bad_parameters_422() {
-    let (app, _db) = app().await;
-    let token = token(Role::User);
+    let (app, db) = app().await;
+    let token = token(&db, Role::User).await;
     for path in [
         "/users/not-a-uuid",
         "/projects/42",
