@@ -148,7 +148,6 @@ pub struct AlsoWrite {
     pub set: Document,
 }
 
-
 /// The documents a batch read, as stored: each write is guarded by the version (revision) it
 /// was read at and sets only the fields that changed.
 #[derive(Debug, Default)]
@@ -276,9 +275,13 @@ impl Store {
         generation: u64,
         groups: &mut HashMap<AggregateKey, Vec<Envelope>>,
     ) -> anyhow::Result<(Model, Loaded)> {
-        let mut raw_users =
-            find_by_ids(&self.db, session, &names::users(generation), &ids_of(groups, "user"))
-                .await?;
+        let mut raw_users = find_by_ids(
+            &self.db,
+            session,
+            &names::users(generation),
+            &ids_of(groups, "user"),
+        )
+        .await?;
         let mut raw_projects = find_by_ids(
             &self.db,
             session,
@@ -286,9 +289,13 @@ impl Store {
             &ids_of(groups, "project"),
         )
         .await?;
-        let raw_tasks =
-            find_by_ids(&self.db, session, &names::tasks(generation), &ids_of(groups, "task"))
-                .await?;
+        let raw_tasks = find_by_ids(
+            &self.db,
+            session,
+            &names::tasks(generation),
+            &ids_of(groups, "task"),
+        )
+        .await?;
         let users: Vec<UserView> = decode_all(&raw_users)?;
         let projects: Vec<ProjectView> = decode_all(&raw_projects)?;
         let tasks: Vec<TaskView> = decode_all(&raw_tasks)?;
@@ -367,7 +374,13 @@ impl Store {
             .cloned()
             .collect();
         raw_projects.extend(
-            find_by_ids(&self.db, session, &names::projects(generation), &more_projects).await?,
+            find_by_ids(
+                &self.db,
+                session,
+                &names::projects(generation),
+                &more_projects,
+            )
+            .await?,
         );
         raw_users
             .extend(find_by_ids(&self.db, session, &names::users(generation), &more_users).await?);
@@ -376,7 +389,8 @@ impl Store {
             .map(|id| crate::model::project_stats_id(id))
             .chain(user_ids.iter().map(|id| crate::model::user_stats_id(id)))
             .collect();
-        let raw_stats = find_by_ids(&self.db, session, &names::stats(generation), &stats_ids).await?;
+        let raw_stats =
+            find_by_ids(&self.db, session, &names::stats(generation), &stats_ids).await?;
 
         let model = Model::with_documents(
             decode_all(&raw_users)?,
@@ -452,12 +466,7 @@ impl Store {
         for id in &dirty.users {
             if let Some(user) = model.user(id) {
                 let document = read_model::codec::to_document(&user).context("encoding a user")?;
-                statements.push(guarded(
-                    id,
-                    "version",
-                    loaded.users.get(id),
-                    document,
-                ));
+                statements.push(guarded(id, "version", loaded.users.get(id), document));
             }
         }
         update(
@@ -478,12 +487,7 @@ impl Store {
                     .copied()
                     .unwrap_or(0);
                 document.insert(COUNTS_RECOUNT, revision);
-                statements.push(guarded(
-                    id,
-                    "version",
-                    loaded.projects.get(id),
-                    document,
-                ));
+                statements.push(guarded(id, "version", loaded.projects.get(id), document));
             }
         }
         update(
@@ -498,12 +502,7 @@ impl Store {
         for id in &dirty.tasks {
             if let Some(task) = model.task(id) {
                 let document = read_model::codec::to_document(&task).context("encoding a task")?;
-                statements.push(guarded(
-                    id,
-                    "version",
-                    loaded.tasks.get(id),
-                    document,
-                ));
+                statements.push(guarded(id, "version", loaded.tasks.get(id), document));
             }
         }
         update(
