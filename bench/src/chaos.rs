@@ -1,7 +1,7 @@
 //! `tasktrail-chaos`: the fault harness. Users create and change tasks through the command API
 //! while, one after another, the services are killed with SIGKILL and restarted, the broker is
-//! paused and resumed and restarted (the development broker loses its whole log then), MongoDB is
-//! stopped and started and Redis is killed and restarted. Then
+//! paused and resumed, restarted (keeping its log) and emptied (stopped, its storage deleted,
+//! started), MongoDB is stopped and started and Redis is killed and restarted. Then
 //! everything settles and the harness checks that every acknowledged command is in PostgreSQL,
 //! in Kafka and in the read models, and that the read models equal a fresh replay
 //! (`projector replay --dry-run` finds no difference). It prints the counts and exits non-zero
