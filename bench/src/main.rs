@@ -33,7 +33,7 @@ struct Cli {
     /// Events in the store the replay rebuilds (default 100000, 3000 with --quick).
     #[arg(long)]
     replay_events: Option<usize>,
-    /// Also replay a store of this many events (default 1000000, none with --quick).
+    /// Also replay a store of this many events (default 1000000, none with --quick; 0: none).
     #[arg(long)]
     large_replay_events: Option<usize>,
     /// Tasks added to one project for the list query (default 10000, 2000 with --quick).
@@ -323,7 +323,8 @@ async fn main() -> anyhow::Result<()> {
         (
             "replay (large store)",
             cli.large_replay_events
-                .or((!cli.quick).then_some(1_000_000)),
+                .or((!cli.quick).then_some(1_000_000))
+                .filter(|events| *events > 0),
         ),
     ] {
         let Some(events) = events else { continue };

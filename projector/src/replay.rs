@@ -286,9 +286,44 @@ async fn catch_up(
         };
         position = last.clone();
         let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
-        store
-            .apply_batch(generation, envelopes, BatchOptions::live())
-            .await?;
+        apply_with_retries(store, generation, envelopes, BatchOptions::live()).await?;
+    }
+}
+
+/// How often a replay tries a batch before it fails.
+const ATTEMPTS: u32 = 5;
+
+/// [`Store::apply_batch`], tried up to [`ATTEMPTS`] times with a growing pause: a batch that
+/// conflicted with a live projector, or a transaction the server aborted, is all or nothing, so
+/// trying it again is safe. The last error fails the replay.
+async fn apply_with_retries(
+    store: &Store,
+    generation: u64,
+    envelopes: Vec<read_model::Envelope>,
+    options: BatchOptions,
+) -> anyhow::Result<store::Applied> {
+    let mut attempt = 1;
+    loop {
+        match store
+            .apply_batch(generation, envelopes.clone(), options.clone())
+            .await
+        {
+            Ok(applied) => return Ok(applied),
+            Err(error) if attempt < ATTEMPTS => {
+                let pause = Duration::from_millis(500 << attempt);
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    attempt,
+                    retry_in_ms = pause.as_millis(),
+                    "replay: applying a batch failed; trying it again"
+                );
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            Err(error) => {
+                return Err(error.context(format!("a replay batch failed {ATTEMPTS} times")));
+            }
+        }
     }
 }
 
@@ -354,10 +389,8 @@ impl<'a> Builder<'a> {
                 also,
             };
             let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
-            let applied = self
-                .store
-                .apply_batch(self.generation, envelopes, options)
-                .await?;
+            let applied =
+                apply_with_retries(self.store, self.generation, envelopes, options).await?;
             for parked in applied.parked {
                 tracing::warn!(
                     aggregate_type = parked.envelope.aggregate_type,
