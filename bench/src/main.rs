@@ -14,6 +14,9 @@ use tasktrail_bench::report::Report;
 use tasktrail_bench::services::{self, Service, Target, event_store_tables, fresh_database};
 use tasktrail_bench::{baselines, product, report};
 
+/// The command API's log filter: debug for the relay's batch timings (read, publish, checkpoint).
+const RELAY_DEBUG: &str = "info,event_store=debug";
+
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -125,7 +128,10 @@ async fn main() -> anyhow::Result<()> {
         "command-api",
         &[],
         &target,
-        &[("TASKTRAIL_RELAY__POLL_INTERVAL_MS", "200".to_owned())],
+        &[
+            ("TASKTRAIL_RELAY__POLL_INTERVAL_MS", "200".to_owned()),
+            ("TASKTRAIL_LOG__FILTER", RELAY_DEBUG.to_owned()),
+        ],
         &logs,
     )
     .await?;
@@ -284,7 +290,14 @@ async fn main() -> anyhow::Result<()> {
         pool.close().await;
     }
     let started = Instant::now();
-    command = Service::start("command-api", &[], &target, &[], &logs).await?;
+    command = Service::start(
+        "command-api",
+        &[],
+        &target,
+        &[("TASKTRAIL_LOG__FILTER", RELAY_DEBUG.to_owned())],
+        &logs,
+    )
+    .await?;
     loop {
         if command
             .metric("tasktrail_relay_lag_events")

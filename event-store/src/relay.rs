@@ -484,6 +484,7 @@ impl Relay {
                     anyhow::bail!("Kafka lost the relay's topics; re-publishing from the start");
                 }
             }
+            let started = tokio::time::Instant::now();
             let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
                 .bind(&xid)
                 .bind(position)
@@ -508,6 +509,7 @@ impl Relay {
                 continue;
             };
 
+            let read_at = started.elapsed();
             let next_offsets = match self
                 .publish(connection, producer, rows, (&xid, position))
                 .await?
@@ -535,6 +537,7 @@ impl Relay {
                 }
             };
             publish_failures = 0;
+            let published_at = started.elapsed();
 
             let (topics, (partitions, offsets)): (Vec<String>, (Vec<i32>, Vec<i64>)) = next_offsets
                 .into_iter()
@@ -560,7 +563,14 @@ impl Relay {
             self.status
                 .events_published
                 .fetch_add(count as u64, Ordering::Relaxed);
-            tracing::debug!(events = count, last_position, "relay: batch published");
+            tracing::debug!(
+                events = count,
+                last_position,
+                read_ms = read_at.as_millis(),
+                publish_ms = (published_at - read_at).as_millis(),
+                checkpoint_ms = (started.elapsed() - published_at).as_millis(),
+                "relay: batch published"
+            );
             xid = last_xid;
             position = last_position;
         }

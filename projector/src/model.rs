@@ -11,10 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use read_model::Envelope;
-use read_model::documents::{
-    NotificationView, ProjectView, TaskCounts, TaskView, UserView, status,
-};
+use read_model::documents::{NotificationView, ProjectView, TaskView, UserView};
 use read_model::keys;
+use read_model::names::StatsOwner;
 
 use crate::projection::{self, Event, Poison};
 
@@ -52,18 +51,6 @@ pub struct ParkedAt {
 /// `(aggregate_type, aggregate_id)`.
 pub type AggregateKey = (String, String);
 
-/// The id of a project's statistics (`stats_g{N}` document, Redis stats hash).
-#[must_use]
-pub fn project_stats_id(project_id: &str) -> String {
-    format!("project:{project_id}")
-}
-
-/// The id of an assignee's statistics.
-#[must_use]
-pub fn user_stats_id(user_id: &str) -> String {
-    format!("user:{user_id}")
-}
-
 /// The statistics of a project or an assignee: counters that move by deltas.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -90,23 +77,6 @@ impl Stats {
             }
         }
     }
-
-    /// A project's `task_counts` (the `status:` counters).
-    #[must_use]
-    pub fn task_counts(&self) -> TaskCounts {
-        let count = |s: &str| {
-            self.fields
-                .get(&keys::status_field(s))
-                .copied()
-                .unwrap_or(0)
-        };
-        TaskCounts {
-            pending: count(status::PENDING),
-            in_progress: count(status::IN_PROGRESS),
-            done: count(status::DONE),
-            cancelled: count(status::CANCELLED),
-        }
-    }
 }
 
 /// What a task counts for, as `(stats id, field)` pairs: nothing once deleted; else its status
@@ -117,14 +87,17 @@ pub fn contribution(task: &TaskView) -> Vec<(String, String)> {
     if task.deleted {
         return Vec::new();
     }
-    let project = project_stats_id(&task.project_id);
+    let project = StatsOwner::Project(&task.project_id).id();
     let mut fields = vec![(project.clone(), keys::status_field(&task.status))];
     if let Some(assignee) = &task.assignee_id {
         fields.push((
             project.clone(),
             keys::assignee_field(assignee, &task.status),
         ));
-        fields.push((user_stats_id(assignee), keys::status_field(&task.status)));
+        fields.push((
+            StatsOwner::User(assignee).id(),
+            keys::status_field(&task.status),
+        ));
     }
     if let Some(day) = task.completed_on {
         fields.push((project, keys::done_field(day)));
@@ -137,11 +110,11 @@ pub fn contribution(task: &TaskView) -> Vec<(String, String)> {
 pub struct Model {
     /// Users by id.
     pub users: HashMap<String, UserView>,
-    /// Projects by id (`task_counts` are filled from the statistics by [`Model::project`]).
+    /// Projects by id.
     pub projects: HashMap<String, ProjectView>,
-    /// Tasks by id (denormalized names are filled by [`Model::task`]).
+    /// Tasks by id.
     pub tasks: HashMap<String, TaskView>,
-    /// Statistics by id ([`project_stats_id`], [`user_stats_id`]).
+    /// Statistics by id ([`StatsOwner::id`]).
     pub stats: HashMap<String, Stats>,
     /// Notifications made since the last [`Model::take_notifications`].
     pub notifications: Vec<NotificationView>,
@@ -160,16 +133,12 @@ pub struct Model {
 pub struct Dirty {
     /// Users.
     pub users: BTreeSet<String>,
-    /// Projects (own fields or task counts).
+    /// Projects.
     pub projects: BTreeSet<String>,
     /// Tasks.
     pub tasks: BTreeSet<String>,
     /// Statistics.
     pub stats: BTreeSet<String>,
-    /// Projects created or renamed: tasks outside the model take their name.
-    pub named_projects: BTreeSet<String>,
-    /// Users registered: tasks outside the model assigned to them take their username.
-    pub registered_users: BTreeSet<String>,
 }
 
 impl Model {
@@ -286,22 +255,12 @@ impl Model {
         match projection::decode(envelope)? {
             Event::User(event) => {
                 let user = projection::apply_user(self.users.get(&id).cloned(), envelope, &event)?;
-                if matches!(event, domain::UserEvent::UserRegistered { .. }) {
-                    self.dirty.registered_users.insert(id.clone());
-                }
                 self.users.insert(id.clone(), user);
                 self.dirty.users.insert(id);
             }
             Event::Project(event) => {
                 let project =
                     projection::apply_project(self.projects.get(&id).cloned(), envelope, &event)?;
-                if matches!(
-                    event,
-                    domain::ProjectEvent::ProjectCreated { .. }
-                        | domain::ProjectEvent::ProjectRenamed { .. }
-                ) {
-                    self.dirty.named_projects.insert(id.clone());
-                }
                 self.projects.insert(id.clone(), project);
                 self.dirty.projects.insert(id);
             }
@@ -316,7 +275,7 @@ impl Model {
                 } = &event
                 {
                     self.touch_stats(
-                        &user_stats_id(&previous_assignee_id.to_string()),
+                        &StatsOwner::User(&previous_assignee_id.to_string()).id(),
                         envelope.global_position,
                     );
                 }
@@ -336,10 +295,9 @@ impl Model {
         for (stats, field) in contribution(after) {
             self.stats.entry(stats).or_default().add(field, 1);
         }
-        self.touch_stats(&project_stats_id(&after.project_id), position);
-        self.dirty.projects.insert(after.project_id.clone());
+        self.touch_stats(&StatsOwner::Project(&after.project_id).id(), position);
         for user in projection::affected_assignees(before, after) {
-            self.touch_stats(&user_stats_id(&user), position);
+            self.touch_stats(&StatsOwner::User(&user).id(), position);
         }
     }
 
@@ -349,32 +307,16 @@ impl Model {
         self.dirty.stats.insert(id.to_owned());
     }
 
-    /// A task with its denormalized names filled in from the model (the stored ones where the
-    /// model does not hold its project or assignee).
+    /// A task.
     #[must_use]
     pub fn task(&self, id: &str) -> Option<TaskView> {
-        let mut task = self.tasks.get(id)?.clone();
-        if let Some(project) = self.projects.get(&task.project_id) {
-            task.project_name = Some(project.name.clone());
-        }
-        if let Some(user) = task
-            .assignee_id
-            .as_ref()
-            .and_then(|assignee| self.users.get(assignee))
-        {
-            task.assignee_username = Some(user.username.clone());
-        }
-        Some(task)
+        self.tasks.get(id).cloned()
     }
 
-    /// A project with its task counts filled in from its statistics.
+    /// A project.
     #[must_use]
     pub fn project(&self, id: &str) -> Option<ProjectView> {
-        let mut project = self.projects.get(id)?.clone();
-        if let Some(stats) = self.stats.get(&project_stats_id(id)) {
-            project.task_counts = stats.task_counts();
-        }
-        Some(project)
+        self.projects.get(id).cloned()
     }
 
     /// A user.
@@ -387,7 +329,7 @@ impl Model {
     #[must_use]
     pub fn project_stats(&self, id: &str) -> BTreeMap<String, i64> {
         self.stats
-            .get(&project_stats_id(id))
+            .get(&StatsOwner::Project(id).id())
             .map(|s| s.fields.clone())
             .unwrap_or_default()
     }
@@ -396,7 +338,7 @@ impl Model {
     #[must_use]
     pub fn user_stats(&self, id: &str) -> BTreeMap<String, i64> {
         self.stats
-            .get(&user_stats_id(id))
+            .get(&StatsOwner::User(id).id())
             .map(|s| s.fields.clone())
             .unwrap_or_default()
     }
@@ -489,10 +431,9 @@ mod tests {
         let counted: i64 = model
             .projects
             .keys()
-            .map(|id| {
-                let counts = model.project(id).expect("project").task_counts;
-                counts.pending + counts.in_progress + counts.done + counts.cancelled
-            })
+            .flat_map(|id| model.project_stats(id))
+            .filter(|(field, _)| field.starts_with("status:"))
+            .map(|(_, count)| count)
             .sum();
         let live_tasks = model.tasks.values().filter(|t| !t.deleted).count();
         assert_eq!(counted, i64::try_from(live_tasks).expect("small"));
@@ -513,11 +454,6 @@ mod tests {
             for project in model.projects.keys() {
                 let tasks = model.tasks.values().filter(|t| &t.project_id == project);
                 prop_assert_eq!(model.project_stats(project), projection::project_stats(tasks));
-                let tasks = model.tasks.values().filter(|t| &t.project_id == project);
-                prop_assert_eq!(
-                    model.project(project).map(|p| p.task_counts),
-                    Some(projection::task_counts(tasks))
-                );
             }
             for user in model.users.keys() {
                 let tasks = model

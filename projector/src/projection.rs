@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use domain::{ProjectEvent, TaskEvent, UserEvent};
-use read_model::documents::{
-    NotificationView, ProjectView, TaskCounts, TaskView, UserView, kind, status,
-};
+use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, kind, status};
 use read_model::{Envelope, keys};
 
 /// A decoded domain event.
@@ -150,8 +148,7 @@ pub fn apply_user(
     Ok(user)
 }
 
-/// Applies a project event to the project's document (`None` before creation). `task_counts`
-/// are kept as they are (they follow the tasks, see [`task_counts`]).
+/// Applies a project event to the project's document (`None` before creation).
 ///
 /// # Errors
 /// A creation of an existing project, or a change of a missing one.
@@ -180,7 +177,6 @@ pub fn apply_project(
             member_ids: Vec::new(),
             deadline: *deadline,
             archived: false,
-            task_counts: TaskCounts::default(),
             created_at: at,
             updated_at: at,
             version: 0,
@@ -218,9 +214,7 @@ pub fn apply_project(
     Ok(project)
 }
 
-/// Applies a task event to the task's document (`None` before creation). The denormalized
-/// `project_name` is kept; `assignee_username` is kept unless the assignee changes (then it is
-/// `None` until the new assignee's name is filled in).
+/// Applies a task event to the task's document (`None` before creation).
 ///
 /// # Errors
 /// A creation of an existing task, or a change of a missing one.
@@ -246,13 +240,11 @@ pub fn apply_task(
         ) => TaskView {
             id: task_id.to_string(),
             project_id: project_id.to_string(),
-            project_name: None,
             title: title.as_str().to_owned(),
             title_lower: title.as_str().to_lowercase(),
             description: description.as_str().to_owned(),
             status: initial.as_str().to_owned(),
             assignee_id: assignee_id.map(|id| id.to_string()),
-            assignee_username: None,
             created_by: created_by.to_string(),
             due_date: *due_date,
             completed_on: (initial.as_str() == status::DONE).then(|| at.date_naive()),
@@ -276,16 +268,9 @@ pub fn apply_task(
                     }
                 }
                 TaskEvent::TaskAssigned { assignee_id } => {
-                    let id = assignee_id.to_string();
-                    if task.assignee_id.as_deref() != Some(id.as_str()) {
-                        task.assignee_id = Some(id);
-                        task.assignee_username = None;
-                    }
+                    task.assignee_id = Some(assignee_id.to_string());
                 }
-                TaskEvent::TaskUnassigned { .. } => {
-                    task.assignee_id = None;
-                    task.assignee_username = None;
-                }
+                TaskEvent::TaskUnassigned { .. } => task.assignee_id = None,
                 TaskEvent::TaskStatusChanged { to, .. } => {
                     to.as_str().clone_into(&mut task.status);
                     task.completed_on = (to.as_str() == status::DONE).then(|| at.date_naive());
@@ -392,15 +377,6 @@ pub fn affected_assignees(before: Option<&TaskView>, after: &TaskView) -> Vec<St
     users.sort();
     users.dedup();
     users
-}
-
-/// `task_counts` of a project from its tasks (deleted ones do not count).
-pub fn task_counts<'a>(tasks: impl IntoIterator<Item = &'a TaskView>) -> TaskCounts {
-    let mut counts = TaskCounts::default();
-    for task in tasks.into_iter().filter(|task| !task.deleted) {
-        counts.add(&task.status);
-    }
-    counts
 }
 
 /// The counter fields of a project's stats hash (zero counts are left out).

@@ -6,8 +6,9 @@
 //!    generation N+1 with the live projector's own [`Store::apply_batch`] (ADR 0005); the
 //!    batch's transaction also moves the checkpoint in `projector_replay`, so a killed replay
 //!    resumes exactly where its last batch ended.
-//! 2. Repeats until no event is left (caught up), writes the overdue notifications, swaps the
-//!    pointer in `read_model_meta`.
+//! 2. Repeats until no event is left (caught up), builds the secondary indexes (once, over the
+//!    folded collections: cheaper than keeping them through every write), writes the overdue
+//!    notifications, swaps the pointer in `read_model_meta`.
 //! 3. Catches up again the same way (live projectors now write to N+1 too; the version guards
 //!    and the transactions make the overlap harmless), then drops generation N.
 //!
@@ -181,8 +182,8 @@ pub async fn replay(
     let pointer = Generation::pointer(db).await?;
     if options.dry_run {
         let scratch = pointer.active + SCRATCH_OFFSET;
+        // No secondary indexes: nothing queries the scratch generation but the comparison.
         drop_generation(store, scratch).await?;
-        read_model::ensure_indexes(db, scratch).await?;
         let mut builder = Builder::new(store, scratch, options.progress, false);
         let folded = builder.fold(settings, Position::start(), false).await;
         let outcome = match folded {
@@ -238,7 +239,6 @@ pub async fn replay(
         _ => {
             let generation = pointer.active + 1;
             drop_generation(store, generation).await?;
-            read_model::ensure_indexes(db, generation).await?;
             write_checkpoint(db, generation, &Position::start(), "building", true).await?;
             let mut builder = Builder::new(store, generation, options.progress, true);
             report.events = builder.fold(settings, Position::start(), true).await?;
@@ -415,8 +415,11 @@ impl<'a> Builder<'a> {
         Ok(folded)
     }
 
-    /// After the fold of a real replay: the overdue notifications.
+    /// After the fold of a real replay: the secondary indexes, then the overdue notifications.
+    /// The fold reads and writes documents by `_id` only, and building an index once over the
+    /// folded collection is cheaper than maintaining it through every write of the fold.
     async fn finish_build(&mut self) -> anyhow::Result<()> {
+        read_model::ensure_indexes(&self.store.db, self.generation).await?;
         self.store
             .overdue_pass(self.generation, chrono::Utc::now().date_naive())
             .await?;
@@ -580,12 +583,7 @@ async fn redis_values(
                     .query_async(&mut redis)
                     .await
                     .context("reading a Redis document")?;
-                let mut value: serde_json::Value =
-                    serde_json::from_str(&text.unwrap_or_default()).unwrap_or_default();
-                if let Some(object) = value.as_object_mut() {
-                    object.remove(store::JSON_COUNTS_RECOUNT);
-                }
-                value
+                serde_json::from_str(&text.unwrap_or_default()).unwrap_or_default()
             };
             out.insert(id, value);
         }

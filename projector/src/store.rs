@@ -15,11 +15,12 @@
 //! applied events into no-ops), a crash anywhere and a replay's catch-up all count each event
 //! once. Two projector members that touch the same documents conflict, and one retries.
 //!
-//! Writing a user's or project's document also writes its statistics document, and changing a
-//! project's statistics writes the project's document (its `task_counts`): so a task event and
-//! an event of its project or assignee, applied by two members at once, always write a document
-//! in common, and the later transaction retries and sees the other's writes (no write skew on
-//! the denormalized names and counts).
+//! A document holds its own aggregate's events only, and the statistics only task events: nothing
+//! is copied from one aggregate into another's document (the query API joins a task to its
+//! project's and assignee's names, and a project to its task counts, when it answers). So no
+//! event writes documents of other aggregates, its cost does not depend on how many tasks name
+//! its aggregate, and two projector members that move the same statistics conflict on them and
+//! one retries.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -29,6 +30,7 @@ use futures::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{ClientSession, Database};
 use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, status};
+use read_model::names::StatsOwner;
 use read_model::{Envelope, keys, names};
 use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
@@ -39,28 +41,16 @@ use crate::model::{AggregateKey, Model, Outcome, ParkedAt, Stats};
 use crate::parked;
 use crate::projection::{self, Event};
 
-/// Hidden field of a project document and its Redis JSON: the revision of the statistics its
-/// `task_counts` come from (the Redis guard, after `version`).
-pub const COUNTS_RECOUNT: &str = "counts_recount";
-/// The same field in a project's Redis JSON.
-pub const JSON_COUNTS_RECOUNT: &str = "_counts_recount";
 /// Statements per bulk `update` command (well under the server's 100,000 and 16 MiB limits).
 const BULK_CHUNK: usize = 1000;
 
-/// Writes a document's JSON unless Redis already holds a newer one (by `version`, then by
-/// `_counts_recount`).
+/// Writes a document's JSON unless Redis already holds a newer one (by `version`).
 const SET_JSON: &str = r"
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, old = pcall(cjson.decode, current)
-  if ok and type(old) == 'table' then
-    local old_version = tonumber(old['version']) or 0
-    local old_recount = tonumber(old['_counts_recount']) or 0
-    local version = tonumber(ARGV[2])
-    local recount = tonumber(ARGV[3])
-    if version < old_version or (version == old_version and recount < old_recount) then
-      return 0
-    end
+  if ok and type(old) == 'table' and tonumber(ARGV[2]) < (tonumber(old['version']) or 0) then
+    return 0
   end
 end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -275,14 +265,14 @@ impl Store {
         generation: u64,
         groups: &mut HashMap<AggregateKey, Vec<Envelope>>,
     ) -> anyhow::Result<(Model, Loaded)> {
-        let mut raw_users = find_by_ids(
+        let raw_users = find_by_ids(
             &self.db,
             session,
             &names::users(generation),
             &ids_of(groups, "user"),
         )
         .await?;
-        let mut raw_projects = find_by_ids(
+        let raw_projects = find_by_ids(
             &self.db,
             session,
             &names::projects(generation),
@@ -332,13 +322,16 @@ impl Store {
             }
         }
 
-        // What the tasks refer to: their projects (names, counts) and assignees (usernames,
-        // statistics), before and after the batch's events.
-        let mut project_ids: BTreeSet<String> = ids_of(groups, "project").into_iter().collect();
-        let mut user_ids: BTreeSet<String> = ids_of(groups, "user").into_iter().collect();
+        // The statistics the batch's tasks count in, before and after its events: their
+        // projects' and assignees'.
+        let mut stats_ids: BTreeSet<String> = BTreeSet::new();
         for task in &tasks {
-            project_ids.insert(task.project_id.clone());
-            user_ids.extend(task.assignee_id.clone());
+            stats_ids.insert(StatsOwner::Project(&task.project_id).id());
+            stats_ids.extend(
+                task.assignee_id
+                    .as_deref()
+                    .map(|a| StatsOwner::User(a).id()),
+            );
         }
         for envelope in groups.values().flatten() {
             if let Ok(Event::Task(event)) = projection::decode(envelope) {
@@ -348,53 +341,27 @@ impl Store {
                         assignee_id,
                         ..
                     } => {
-                        project_ids.insert(project_id.to_string());
-                        user_ids.extend(assignee_id.map(|id| id.to_string()));
+                        stats_ids.insert(StatsOwner::Project(&project_id.to_string()).id());
+                        stats_ids
+                            .extend(assignee_id.map(|id| StatsOwner::User(&id.to_string()).id()));
                     }
-                    domain::TaskEvent::TaskAssigned { assignee_id } => {
-                        user_ids.insert(assignee_id.to_string());
-                    }
-                    domain::TaskEvent::TaskUnassigned {
-                        previous_assignee_id,
+                    domain::TaskEvent::TaskAssigned { assignee_id }
+                    | domain::TaskEvent::TaskUnassigned {
+                        previous_assignee_id: assignee_id,
                     } => {
-                        user_ids.insert(previous_assignee_id.to_string());
+                        stats_ids.insert(StatsOwner::User(&assignee_id.to_string()).id());
                     }
                     _ => {}
                 }
             }
         }
-        let more_projects: Vec<String> = project_ids
-            .iter()
-            .filter(|id| !projects.iter().any(|p| &p.id == *id))
-            .cloned()
-            .collect();
-        let more_users: Vec<String> = user_ids
-            .iter()
-            .filter(|id| !users.iter().any(|u| &u.id == *id))
-            .cloned()
-            .collect();
-        raw_projects.extend(
-            find_by_ids(
-                &self.db,
-                session,
-                &names::projects(generation),
-                &more_projects,
-            )
-            .await?,
-        );
-        raw_users
-            .extend(find_by_ids(&self.db, session, &names::users(generation), &more_users).await?);
-        let stats_ids: Vec<String> = project_ids
-            .iter()
-            .map(|id| crate::model::project_stats_id(id))
-            .chain(user_ids.iter().map(|id| crate::model::user_stats_id(id)))
-            .collect();
+        let stats_ids: Vec<String> = stats_ids.into_iter().collect();
         let raw_stats =
             find_by_ids(&self.db, session, &names::stats(generation), &stats_ids).await?;
 
         let model = Model::with_documents(
-            decode_all(&raw_users)?,
-            decode_all(&raw_projects)?,
+            users,
+            projects,
             tasks,
             raw_stats.iter().filter_map(decode_stats).collect(),
         );
@@ -426,18 +393,10 @@ impl Store {
         let dirty = model.take_dirty();
         let notifications = model.take_notifications();
 
-        // Statistics: the changed ones, and those of every user and project written.
-        let mut stats_ids: BTreeSet<String> = dirty.stats.clone();
-        stats_ids.extend(dirty.users.iter().map(|id| crate::model::user_stats_id(id)));
-        stats_ids.extend(
-            dirty
-                .projects
-                .iter()
-                .map(|id| crate::model::project_stats_id(id)),
-        );
+        // Statistics.
         let mut revisions = HashMap::new();
         let mut statements = Vec::new();
-        for id in &stats_ids {
+        for id in &dirty.stats {
             let stats = model.stats.get(id).cloned().unwrap_or_default();
             let previous = loaded.stats.get(id);
             let revision = previous.and_then(|d| d.get_i64("rev").ok()).unwrap_or(0) + 1;
@@ -480,13 +439,8 @@ impl Store {
         let mut statements = Vec::new();
         for id in &dirty.projects {
             if let Some(project) = model.project(id) {
-                let mut document =
+                let document =
                     read_model::codec::to_document(&project).context("encoding a project")?;
-                let revision = revisions
-                    .get(&crate::model::project_stats_id(id))
-                    .copied()
-                    .unwrap_or(0);
-                document.insert(COUNTS_RECOUNT, revision);
                 statements.push(guarded(id, "version", loaded.projects.get(id), document));
             }
         }
@@ -513,29 +467,6 @@ impl Store {
             true,
         )
         .await?;
-
-        // Tasks outside the batch that show a name set by it (rare: a project created or
-        // renamed, a user registered after tasks that name them were projected).
-        let mut fan_out = Vec::new();
-        for id in &dirty.named_projects {
-            if let Some(project) = model.projects.get(id) {
-                fan_out.push(doc! {
-                    "q": { "project_id": id, "project_name": { "$ne": &project.name } },
-                    "u": { "$set": { "project_name": &project.name } },
-                    "multi": true,
-                });
-            }
-        }
-        for id in &dirty.registered_users {
-            if let Some(user) = model.users.get(id) {
-                fan_out.push(doc! {
-                    "q": { "assignee_id": id, "assignee_username": null },
-                    "u": { "$set": { "assignee_username": &user.username } },
-                    "multi": true,
-                });
-            }
-        }
-        update(&self.db, session, &names::tasks(generation), fan_out, false).await?;
 
         // Notifications have deterministic ids: inserted once.
         let mut statements = Vec::new();
@@ -595,36 +526,28 @@ impl Store {
                 set_json
                     .key(keys::user(prefix, generation, &user.id))
                     .arg(json)
-                    .arg(user.version)
-                    .arg(0),
+                    .arg(user.version),
             )
             .ignore();
         }
-        for id in model.projects.keys() {
-            let Some(project) = model.project(id) else {
-                continue;
-            };
-            let revision = revisions
-                .get(&crate::model::project_stats_id(id))
-                .copied()
-                .unwrap_or(0);
+        for project in model.projects.values() {
+            let json = serde_json::to_string(project).context("encoding a project")?;
             pipe.invoke_script(
                 set_json
-                    .key(keys::project(prefix, generation, id))
-                    .arg(project_json(&project, revision)?)
-                    .arg(project.version)
-                    .arg(revision),
+                    .key(keys::project(prefix, generation, &project.id))
+                    .arg(json)
+                    .arg(project.version),
             )
             .ignore();
         }
         for (id, revision) in revisions {
             let stats = model.stats.get(id).cloned().unwrap_or_default();
-            let key = if let Some(project) = id.strip_prefix("project:") {
-                keys::project_stats(prefix, generation, project)
-            } else if let Some(user) = id.strip_prefix("user:") {
-                keys::user_stats(prefix, generation, user)
-            } else {
-                continue;
+            let key = match StatsOwner::parse(id) {
+                Some(StatsOwner::Project(project)) => {
+                    keys::project_stats(prefix, generation, project)
+                }
+                Some(StatsOwner::User(user)) => keys::user_stats(prefix, generation, user),
+                None => continue,
             };
             let mut invocation = set_stats.key(key);
             invocation.arg(*revision).arg(stats.position);
@@ -810,18 +733,6 @@ fn decode_stats(document: &Document) -> Option<(String, Stats)> {
         .unwrap_or_default();
     let position = document.get_i64("position").unwrap_or(0);
     Some((id, Stats { fields, position }))
-}
-
-/// The Redis JSON of a project: the document plus its statistics revision (the write guard).
-///
-/// # Errors
-/// Serialization failed (cannot happen for these types).
-pub fn project_json(project: &ProjectView, recount: i64) -> anyhow::Result<String> {
-    let mut value = serde_json::to_value(project).context("encoding a project")?;
-    if let serde_json::Value::Object(map) = &mut value {
-        map.insert(JSON_COUNTS_RECOUNT.to_owned(), recount.into());
-    }
-    serde_json::to_string(&value).context("encoding a project")
 }
 
 /// The version of an aggregate's document in `generation` (0 if none).

@@ -14,17 +14,29 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{Collection, Database};
-use read_model::documents::{ProjectView, UserView};
+use read_model::documents::{ProjectView, TaskView, UserView};
+use read_model::names::StatsOwner;
 use read_model::{ActiveGeneration, keys};
 use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::views::StatusCounts;
 
 /// How long a read waits for Redis before it goes to MongoDB instead.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long a copy the query API put into Redis (read-through, after a miss) lives.
 pub const READ_THROUGH_TTL: Duration = Duration::from_secs(3600);
+
+/// The names tasks show ([`ReadStore::task_names`]).
+#[derive(Debug, Default)]
+pub struct TaskNames {
+    /// Project names by project id.
+    pub projects: HashMap<String, String>,
+    /// Usernames by user id.
+    pub users: HashMap<String, String>,
+}
 
 /// What Redis had.
 enum Cached<T> {
@@ -320,6 +332,100 @@ impl ReadStore {
             .await?
             .map(decode)
             .transpose()
+    }
+
+    /// The names `tasks` show: their projects' names and their assignees' usernames, read with
+    /// one query per collection. They are not stored in the tasks, so renaming a project writes
+    /// one document however many tasks it has, and every task shows the new name at once.
+    ///
+    /// # Errors
+    /// MongoDB unreachable.
+    pub async fn task_names(&self, tasks: &[TaskView]) -> Result<TaskNames, StoreError> {
+        let mut project_ids: Vec<&str> = tasks.iter().map(|t| t.project_id.as_str()).collect();
+        let mut user_ids: Vec<&str> = tasks
+            .iter()
+            .filter_map(|t| t.assignee_id.as_deref())
+            .collect();
+        for ids in [&mut project_ids, &mut user_ids] {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        let (projects, users) = futures::try_join!(
+            self.names_of(read_model::names::projects, &project_ids, "name"),
+            self.names_of(read_model::names::users, &user_ids, "username"),
+        )?;
+        Ok(TaskNames { projects, users })
+    }
+
+    /// The task counts by status of these projects, from their statistics documents (which
+    /// task events move; the project documents hold no counts). A project without tasks has none.
+    ///
+    /// # Errors
+    /// MongoDB unreachable.
+    pub async fn task_counts(
+        &self,
+        project_ids: &[&str],
+    ) -> Result<HashMap<String, StatusCounts>, StoreError> {
+        if project_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: Vec<String> = project_ids
+            .iter()
+            .map(|id| StatsOwner::Project(id).id())
+            .collect();
+        let collection = self
+            .collection::<Document>(read_model::names::stats)
+            .await?;
+        let documents: Vec<Document> = collection
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { "fields": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(documents
+            .iter()
+            .filter_map(|d| {
+                let Some(StatsOwner::Project(id)) = StatsOwner::parse(d.get_str("_id").ok()?)
+                else {
+                    return None;
+                };
+                let mut counts = StatusCounts::default();
+                for (field, value) in d.get_document("fields").ok()? {
+                    if let (Some(status), Some(n)) = (field.strip_prefix("status:"), value.as_i64())
+                    {
+                        counts.add(status, n);
+                    }
+                }
+                Some((id.to_owned(), counts))
+            })
+            .collect())
+    }
+
+    /// `field` of the documents of `collection` with these ids, by id.
+    async fn names_of(
+        &self,
+        collection: fn(u64) -> String,
+        ids: &[&str],
+        field: &str,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let collection = self.collection::<Document>(collection).await?;
+        let documents: Vec<Document> = collection
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(doc! { field: 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(documents
+            .into_iter()
+            .filter_map(|d| {
+                let id = d.get_str("_id").ok()?.to_owned();
+                let name = d.get_str(field).ok()?.to_owned();
+                Some((id, name))
+            })
+            .collect())
     }
 
     /// How many documents of `collection` match `filter`.

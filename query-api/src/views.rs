@@ -2,11 +2,12 @@
 //! no search helper fields, `overdue` computed, e-mail only for oneself and admins).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use read_model::documents::{NotificationView, ProjectView, TaskCounts, TaskView, UserView};
+use read_model::documents::{NotificationView, ProjectView, TaskView, UserView};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::extract::Viewer;
+use crate::store::TaskNames;
 
 /// A user. `email` is shown only to the user themself and to admins.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -88,17 +89,6 @@ impl StatusCounts {
     }
 }
 
-impl From<TaskCounts> for StatusCounts {
-    fn from(counts: TaskCounts) -> Self {
-        Self {
-            pending: counts.pending,
-            in_progress: counts.in_progress,
-            done: counts.done,
-            cancelled: counts.cancelled,
-        }
-    }
-}
-
 /// A project (the seeds' goal).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Project {
@@ -126,8 +116,9 @@ pub struct Project {
     pub version: i64,
 }
 
-impl From<ProjectView> for Project {
-    fn from(project: ProjectView) -> Self {
+impl Project {
+    /// The project with its task counts (from its statistics, [`crate::store::ReadStore::task_counts`]).
+    pub fn new(project: ProjectView, task_counts: StatusCounts) -> Self {
         Self {
             id: project.id,
             name: project.name,
@@ -136,7 +127,7 @@ impl From<ProjectView> for Project {
             member_ids: project.member_ids,
             deadline: project.deadline,
             archived: project.archived,
-            task_counts: project.task_counts.into(),
+            task_counts,
             created_at: project.created_at,
             updated_at: project.updated_at,
             version: project.version,
@@ -151,7 +142,7 @@ pub struct Task {
     pub id: String,
     /// Its project.
     pub project_id: String,
-    /// The project's name, once known.
+    /// The project's current name (absent only while the project is not yet in the read model).
     pub project_name: Option<String>,
     /// Title.
     pub title: String,
@@ -161,7 +152,8 @@ pub struct Task {
     pub status: String,
     /// Assignee, if any.
     pub assignee_id: Option<String>,
-    /// The assignee's username, once known.
+    /// The assignee's current username (absent while unassigned, or while the user is not yet in
+    /// the read model).
     pub assignee_username: Option<String>,
     /// Who created it.
     pub created_by: String,
@@ -180,18 +172,23 @@ pub struct Task {
 }
 
 impl Task {
-    /// The task as seen on `today` (which decides `overdue`).
-    pub fn on(task: TaskView, today: NaiveDate) -> Self {
+    /// The task as seen on `today` (which decides `overdue`), with its project's and assignee's
+    /// names from `names`.
+    pub fn on(task: TaskView, today: NaiveDate, names: &TaskNames) -> Self {
         Self {
             overdue: task.is_overdue(today),
+            project_name: names.projects.get(&task.project_id).cloned(),
+            assignee_username: task
+                .assignee_id
+                .as_ref()
+                .and_then(|id| names.users.get(id))
+                .cloned(),
             id: task.id,
             project_id: task.project_id,
-            project_name: task.project_name,
             title: task.title,
             description: task.description,
             status: task.status,
             assignee_id: task.assignee_id,
-            assignee_username: task.assignee_username,
             created_by: task.created_by,
             due_date: task.due_date,
             completed_on: task.completed_on,

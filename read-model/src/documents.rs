@@ -74,33 +74,8 @@ pub struct UserView {
     pub version: i64,
 }
 
-/// Not-deleted tasks of a project by status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskCounts {
-    /// Pending tasks.
-    pub pending: i64,
-    /// Tasks in progress.
-    pub in_progress: i64,
-    /// Done tasks.
-    pub done: i64,
-    /// Cancelled tasks.
-    pub cancelled: i64,
-}
-
-impl TaskCounts {
-    /// Counts one more task of `status` (unknown statuses are ignored).
-    pub fn add(&mut self, status: &str) {
-        match status {
-            status::PENDING => self.pending += 1,
-            status::IN_PROGRESS => self.in_progress += 1,
-            status::DONE => self.done += 1,
-            status::CANCELLED => self.cancelled += 1,
-            _ => {}
-        }
-    }
-}
-
-/// A project (`projects_g{N}`).
+/// A project (`projects_g{N}`): its own events only. Its task counts are in its statistics
+/// ([`crate::names::stats`]), which task events move without writing the project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectView {
     /// The project id.
@@ -120,8 +95,6 @@ pub struct ProjectView {
     pub deadline: Option<NaiveDate>,
     /// True once archived.
     pub archived: bool,
-    /// Not-deleted tasks by status (denormalized from the tasks).
-    pub task_counts: TaskCounts,
     /// When the project was created.
     #[serde(with = "crate::time")]
     pub created_at: DateTime<Utc>,
@@ -132,7 +105,9 @@ pub struct ProjectView {
     pub version: i64,
 }
 
-/// A task (`tasks_g{N}`). `overdue` is not stored: see [`TaskView::is_overdue`].
+/// A task (`tasks_g{N}`). `overdue` is not stored: see [`TaskView::is_overdue`]. Neither are
+/// the project's name and the assignee's username: the query API looks them up when it answers,
+/// so a rename writes one document, not one per task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskView {
     /// The task id.
@@ -140,9 +115,6 @@ pub struct TaskView {
     pub id: String,
     /// The project it belongs to.
     pub project_id: String,
-    /// The project's current name (denormalized; `None` until the project is projected).
-    #[serde(default)]
-    pub project_name: Option<String>,
     /// Title.
     pub title: String,
     /// `title` lowercased, for search.
@@ -153,9 +125,6 @@ pub struct TaskView {
     pub status: String,
     /// Assignee, if any.
     pub assignee_id: Option<String>,
-    /// The assignee's username (denormalized; `None` until the user is projected).
-    #[serde(default)]
-    pub assignee_username: Option<String>,
     /// Who created it.
     pub created_by: String,
     /// Due date, if any.
@@ -241,13 +210,11 @@ mod tests {
         let mut task = TaskView {
             id: "t".into(),
             project_id: "p".into(),
-            project_name: None,
             title: "T".into(),
             title_lower: "t".into(),
             description: String::new(),
             status: status::PENDING.into(),
             assignee_id: None,
-            assignee_username: None,
             created_by: "u".into(),
             due_date: Some(day(2)),
             completed_on: None,

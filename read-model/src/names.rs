@@ -33,7 +33,9 @@ pub fn notifications(generation: u64) -> String {
     format!("notifications_g{generation}")
 }
 
-/// `stats_g{g}`: the projector's recount counters of the statistics (projector internal).
+/// `stats_g{g}`: the statistics of projects and assignees, one document each (`_id`
+/// [`StatsOwner::id`]), `{fields: {counter: n}, position, rev}`; the Redis statistics hashes
+/// are copies.
 #[must_use]
 pub fn stats(generation: u64) -> String {
     format!("stats_g{generation}")
@@ -49,4 +51,47 @@ pub fn all(generation: u64) -> [String; 5] {
         notifications(generation),
         stats(generation),
     ]
+}
+
+/// Whose statistics a `stats_g{N}` document holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatsOwner<'a> {
+    /// A project's: its tasks by status, by assignee and status, completions per day.
+    Project(&'a str),
+    /// An assignee's: their tasks by status.
+    User(&'a str),
+}
+
+impl<'a> StatsOwner<'a> {
+    /// The document's `_id`: `project:{id}` or `user:{id}`.
+    #[must_use]
+    pub fn id(self) -> String {
+        match self {
+            Self::Project(id) => format!("project:{id}"),
+            Self::User(id) => format!("user:{id}"),
+        }
+    }
+
+    /// The owner of the document with this `_id`.
+    #[must_use]
+    pub fn parse(id: &'a str) -> Option<Self> {
+        if let Some(project) = id.strip_prefix("project:") {
+            Some(Self::Project(project))
+        } else {
+            id.strip_prefix("user:").map(Self::User)
+        }
+    }
+}
+
+#[cfg(test)]
+mod stats_owner_tests {
+    use super::StatsOwner;
+
+    #[test]
+    fn a_stats_id_names_its_owner() {
+        for owner in [StatsOwner::Project("p-1"), StatsOwner::User("u:2")] {
+            assert_eq!(StatsOwner::parse(&owner.id()), Some(owner));
+        }
+        assert_eq!(StatsOwner::parse("task:1"), None);
+    }
 }

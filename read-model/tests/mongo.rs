@@ -24,13 +24,11 @@ fn task(id: &str) -> TaskView {
     TaskView {
         id: id.to_owned(),
         project_id: "p".into(),
-        project_name: None,
         title: "T".into(),
         title_lower: "t".into(),
         description: String::new(),
         status: status::PENDING.into(),
         assignee_id: None,
-        assignee_username: None,
         created_by: "u".into(),
         due_date: NaiveDate::from_ymd_opt(2026, 1, 2),
         completed_on: None,

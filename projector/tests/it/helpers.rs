@@ -162,10 +162,7 @@ impl World {
                 .try_collect()
                 .await
                 .expect("collect");
-            for mut document in documents {
-                for hidden in ["counts_recount", "project_name_version"] {
-                    document.remove(hidden);
-                }
+            for document in documents {
                 let id = document.get_str("_id").unwrap_or_default().to_owned();
                 out.insert(format!("{label}/{id}"), document.to_string());
             }
@@ -197,10 +194,7 @@ impl World {
                     .query_async(&mut redis)
                     .await
                     .expect("GET");
-                let mut json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-                if let Some(object) = json.as_object_mut() {
-                    object.remove("_counts_recount");
-                }
+                let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
                 json.to_string()
             };
             out.insert(format!("redis/{}", key.trim_start_matches(&prefix)), value);

@@ -38,7 +38,12 @@ async fn events_through_the_relay_and_projector_appear_in_mongo_and_redis() {
         .await
         .expect("find")
         .expect("the task is projected");
-    assert!(stored.project_name.is_some(), "{stored:?}");
+    let last = events
+        .iter()
+        .filter(|e| e.aggregate_id == task.aggregate_id)
+        .map(|e| e.sequence)
+        .max();
+    assert_eq!(Some(stored.version), last, "{stored:?}");
     let mut redis = world.store.redis.clone();
     let user = events
         .iter()

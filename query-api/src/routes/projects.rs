@@ -87,7 +87,7 @@ pub async fn list(
     )
     .await?;
     Ok(Json(Page {
-        items: page.items.into_iter().map(Project::from).collect(),
+        items: with_counts(&state, page.items).await?,
         next_cursor: page.next_cursor,
     }))
 }
@@ -112,7 +112,7 @@ pub async fn by_id(
     let project = read_project(&state, &viewer, &id, params.min_version)
         .await?
         .ok_or_else(|| ApiError::not_found("project", &id))?;
-    Ok(Json(project.into()))
+    Ok(Json(with_counts(&state, vec![project]).await?.remove(0)))
 }
 
 /// One of my projects by name (case-insensitive; the oldest if several share it).
@@ -137,7 +137,23 @@ pub async fn by_name(
         .find_one(names::projects, filter, doc! { "created_at": 1, "_id": 1 })
         .await?;
     let project = project.ok_or_else(|| ApiError::not_found("project", &name))?;
-    Ok(Json(project.into()))
+    Ok(Json(with_counts(&state, vec![project]).await?.remove(0)))
+}
+
+/// The projects as the API shows them: with their task counts.
+async fn with_counts(
+    state: &AppState,
+    projects: Vec<ProjectView>,
+) -> Result<Vec<Project>, ApiError> {
+    let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();
+    let mut counts = state.store.task_counts(&ids).await?;
+    Ok(projects
+        .into_iter()
+        .map(|project| {
+            let task_counts = counts.remove(&project.id).unwrap_or_default();
+            Project::new(project, task_counts)
+        })
+        .collect())
 }
 
 /// The project if `viewer` may see it, waiting for `min_version` if given.

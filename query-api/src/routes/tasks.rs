@@ -249,8 +249,13 @@ async fn list_tasks(
         params.cursor.as_deref(),
     )
     .await?;
+    let names = state.store.task_names(&page.items).await?;
     Ok(Json(Page {
-        items: page.items.into_iter().map(|t| Task::on(t, today)).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|t| Task::on(t, today, &names))
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -288,7 +293,8 @@ pub async fn by_id(
         .await?
         .filter(|t| !t.deleted)
         .ok_or_else(|| ApiError::not_found("task", &id))?;
-    Ok(Json(Task::on(task, today())))
+    let names = state.store.task_names(std::slice::from_ref(&task)).await?;
+    Ok(Json(Task::on(task, today(), &names)))
 }
 
 pub(crate) async fn read_task(

@@ -8,7 +8,7 @@ use auth::{AuthSettings, Tokens};
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::Role;
 use mongodb::bson::doc;
-use read_model::documents::{NotificationView, ProjectView, TaskCounts, TaskView, UserView};
+use read_model::documents::{NotificationView, ProjectView, TaskView, UserView};
 use read_model::{keys, names};
 use redis::aio::ConnectionManager;
 use reqwest::StatusCode;
@@ -369,7 +369,6 @@ pub fn project(name: &str, owner_id: &str, member_ids: &[&str]) -> ProjectView {
         member_ids: member_ids.iter().map(|m| (*m).to_owned()).collect(),
         deadline: None,
         archived: false,
-        task_counts: TaskCounts::default(),
         created_at: at(0),
         updated_at: at(0),
         version: 1,
@@ -380,13 +379,11 @@ pub fn task(project: &ProjectView, title: &str, created_second: i64) -> TaskView
     TaskView {
         id: id(),
         project_id: project.id.clone(),
-        project_name: Some(project.name.clone()),
         title: title.to_owned(),
         title_lower: title.to_lowercase(),
         description: String::new(),
         status: "pending".to_owned(),
         assignee_id: None,
-        assignee_username: None,
         created_by: project.owner_id.clone(),
         due_date: None,
         completed_on: None,

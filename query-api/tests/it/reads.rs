@@ -8,6 +8,7 @@ use domain::Role;
 use read_model::documents::NotificationView;
 use read_model::keys;
 use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, at, day, project, task, user};
 
@@ -213,6 +214,59 @@ async fn projects_and_their_tasks_are_visible_to_owner_members_and_admins_only()
         app.ok(&format!("/tasks/{}", their_task.id), &admin_token)
             .await["title"],
         "Secret"
+    );
+}
+
+#[tokio::test]
+async fn a_task_shows_the_current_names_of_its_project_and_assignee() {
+    let app = TestApp::spawn().await;
+    let owner = user("owner", "O", "W");
+    let assignee = user("ada", "A", "L");
+    let mut apollo = project("Apollo", &owner.id, &[&assignee.id]);
+    app.put_user(&owner).await;
+    app.put_project(&apollo).await;
+    let mut assigned = task(&apollo, "Launch", 1);
+    assigned.assignee_id = Some(assignee.id.clone());
+    let unassigned = task(&apollo, "Land", 2);
+    app.put_task(&assigned).await;
+    app.put_task(&unassigned).await;
+    let token = app.token(&owner.id, Role::User).await;
+
+    // The assignee is not in the read model yet: no username, and no error.
+    let one = app.ok(&format!("/tasks/{}", assigned.id), &token).await;
+    assert_eq!(
+        (&one["project_name"], &one["assignee_username"]),
+        (&json!("Apollo"), &Value::Null)
+    );
+
+    // A rename and a registration change one document each; every task shows them at once.
+    apollo.name = "Artemis".to_owned();
+    apollo.version += 1;
+    app.put_project(&apollo).await;
+    app.put_user(&assignee).await;
+    let one = app.ok(&format!("/tasks/{}", assigned.id), &token).await;
+    assert_eq!(
+        (&one["project_name"], &one["assignee_username"]),
+        (&json!("Artemis"), &json!("ada"))
+    );
+    let page = app
+        .ok(
+            &format!("/tasks?project_id={}&sort=created_at&order=asc", apollo.id),
+            &token,
+        )
+        .await;
+    let shown: Vec<(Value, Value)> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|t| (t["project_name"].clone(), t["assignee_username"].clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (json!("Artemis"), json!("ada")),
+            (json!("Artemis"), Value::Null)
+        ]
     );
 }
 
@@ -482,7 +536,7 @@ async fn notifications_are_mine_newest_first_and_read_up_to_my_watermark() {
     app.put_notification(&notification(&other.id, 9)).await;
     app.put_user(&me).await;
     let token = app.token(&me.id, Role::User).await;
-    let messages = |body: &serde_json::Value| -> Vec<String> {
+    let messages = |body: &Value| -> Vec<String> {
         body["items"]
             .as_array()
             .expect("items")
