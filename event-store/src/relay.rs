@@ -510,6 +510,11 @@ impl Relay {
             };
 
             let read_at = started.elapsed();
+            let newest_age_ms = rows
+                .iter()
+                .map(|row| row.recorded_at)
+                .max()
+                .map(|newest| (chrono::Utc::now() - newest).num_milliseconds());
             let next_offsets = match self
                 .publish(connection, producer, rows, (&xid, position))
                 .await?
@@ -569,6 +574,7 @@ impl Relay {
                 read_ms = read_at.as_millis(),
                 publish_ms = (published_at - read_at).as_millis(),
                 checkpoint_ms = (started.elapsed() - published_at).as_millis(),
+                newest_age_ms,
                 "relay: batch published"
             );
             xid = last_xid;

@@ -327,10 +327,18 @@ async fn process(
         read_model::ensure_indexes(&store.db, generation).await?;
         status.indexed.store(generation, Ordering::Relaxed);
     }
+    let newest = envelopes.iter().map(|e| e.occurred_at).max();
     let applied = store
         .apply_batch(generation, envelopes, BatchOptions::live())
         .await?;
     status.applied.fetch_add(applied.applied, Ordering::Relaxed);
+    if let Some(newest) = newest {
+        // From the command's commit to its read models: the read-your-writes lag of this batch.
+        tracing::debug!(
+            newest_age_ms = (chrono::Utc::now() - newest).num_milliseconds(),
+            "projector: batch visible"
+        );
+    }
     Ok(())
 }
 
