@@ -514,7 +514,7 @@ impl Relay {
                 .iter()
                 .map(|row| row.recorded_at)
                 .max()
-                .map(|newest| (chrono::Utc::now() - newest).num_milliseconds());
+                .map(|newest| (Utc::now() - newest).num_milliseconds());
             let next_offsets = match self
                 .publish(connection, producer, rows, (&xid, position))
                 .await?
