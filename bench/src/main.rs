@@ -15,7 +15,7 @@ use tasktrail_bench::services::{self, Service, Target, event_store_tables, fresh
 use tasktrail_bench::{baselines, product, report};
 
 /// The command API's log filter: debug for the relay's batch timings (read, publish, checkpoint).
-const RELAY_DEBUG: &str = "info,event_store=debug";
+const RELAY_DEBUG: &str = "info,event_store::relay=debug";
 
 /// The command line.
 #[derive(Debug, Parser)]

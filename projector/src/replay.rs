@@ -6,9 +6,9 @@
 //!    generation N+1 with the live projector's own [`Store::apply_batch`] (ADR 0005); the
 //!    batch's transaction also moves the checkpoint in `projector_replay`, so a killed replay
 //!    resumes exactly where its last batch ended.
-//! 2. Repeats until no event is left (caught up), builds the secondary indexes (once, over the
-//!    folded collections: cheaper than keeping them through every write), writes the overdue
-//!    notifications, swaps the pointer in `read_model_meta`.
+//! 2. Repeats until no event is left (caught up), builds the tasks' indexes (once, over the
+//!    folded collection: cheaper than keeping seven indexes through every write), writes the
+//!    overdue notifications, swaps the pointer in `read_model_meta`.
 //! 3. Catches up again the same way (live projectors now write to N+1 too; the version guards
 //!    and the transactions make the overlap harmless), then drops generation N.
 //!
@@ -23,7 +23,7 @@ use futures::TryStreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::{self, Document, doc};
 use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, kind};
-use read_model::{Generation, keys, names};
+use read_model::{Generation, IndexScope, keys, names};
 use serde::de::DeserializeOwned;
 
 use crate::events::{self, Position};
@@ -239,6 +239,12 @@ pub async fn replay(
         _ => {
             let generation = pointer.active + 1;
             drop_generation(store, generation).await?;
+            // The tasks' indexes come after the fold (finish_build): the fold reads and writes
+            // by `_id`, and building them once is cheaper than keeping seven indexes through
+            // every write. The others are built now: an index built over a large collection
+            // is one transaction on secantusd-rs, and one over a million-event replay's
+            // notifications outgrew its cache and never finished (ADR 0005).
+            read_model::ensure_indexes(db, generation, IndexScope::AllButTasks).await?;
             write_checkpoint(db, generation, &Position::start(), "building", true).await?;
             let mut builder = Builder::new(store, generation, options.progress, true);
             report.events = builder.fold(settings, Position::start(), true).await?;
@@ -415,11 +421,9 @@ impl<'a> Builder<'a> {
         Ok(folded)
     }
 
-    /// After the fold of a real replay: the secondary indexes, then the overdue notifications.
-    /// The fold reads and writes documents by `_id` only, and building an index once over the
-    /// folded collection is cheaper than maintaining it through every write of the fold.
+    /// After the fold of a real replay: the tasks' indexes, then the overdue notifications.
     async fn finish_build(&mut self) -> anyhow::Result<()> {
-        read_model::ensure_indexes(&self.store.db, self.generation).await?;
+        read_model::ensure_indexes(&self.store.db, self.generation, IndexScope::All).await?;
         self.store
             .overdue_pass(self.generation, chrono::Utc::now().date_naive())
             .await?;

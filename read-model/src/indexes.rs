@@ -6,11 +6,25 @@ use mongodb::{Database, IndexModel};
 
 use crate::names;
 
-/// Creates (if missing) the indexes of generation `generation`'s collections.
+/// Which collections' indexes [`ensure_indexes`] creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexScope {
+    /// Every collection's.
+    All,
+    /// All but the tasks': a replay builds those once over the folded collection (seven
+    /// indexes kept through every write of the fold cost more than building them once).
+    AllButTasks,
+}
+
+/// Creates (if missing) the indexes of generation `generation`'s collections in `scope`.
 ///
 /// # Errors
 /// MongoDB unreachable or refusing an index.
-pub async fn ensure_indexes(db: &Database, generation: u64) -> crate::Result<()> {
+pub async fn ensure_indexes(
+    db: &Database,
+    generation: u64,
+    scope: IndexScope,
+) -> crate::Result<()> {
     let plain = |keys: Document| IndexModel::builder().keys(keys).build();
     let unique = |keys: Document| {
         IndexModel::builder()
@@ -61,6 +75,9 @@ pub async fn ensure_indexes(db: &Database, generation: u64) -> crate::Result<()>
         ),
     ];
     for (collection, models) in wanted {
+        if scope == IndexScope::AllButTasks && collection == names::tasks(generation) {
+            continue;
+        }
         db.collection::<Document>(&collection)
             .create_indexes(models)
             .await?;
