@@ -256,9 +256,9 @@ impl Store {
         })
     }
 
-    /// Reads what the batch touches: its aggregates' documents, then the projects and users its
-    /// tasks refer to, and the statistics of all of them. Fills each group from the event store
-    /// when it starts after a gap, and sorts it by sequence.
+    /// Reads what the batch touches: its aggregates' documents, then the statistics of the
+    /// projects and assignees its tasks count in. Fills each group from the event store when it
+    /// starts after a gap, and sorts it by sequence.
     async fn load(
         &self,
         session: &mut ClientSession,

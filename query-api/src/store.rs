@@ -21,8 +21,6 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::views::StatusCounts;
-
 /// How long a read waits for Redis before it goes to MongoDB instead.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -357,30 +355,23 @@ impl ReadStore {
         Ok(TaskNames { projects, users })
     }
 
-    /// The task counts by status of these projects, from their statistics documents (which
-    /// task events move; the project documents hold no counts). A project without tasks has none.
+    /// The counters of these projects' statistics documents (`status:…`, `assignee:…:…`,
+    /// `done:…`), by project id: task events move them, the project documents hold no counts. A
+    /// project without tasks has none.
     ///
     /// # Errors
     /// MongoDB unreachable.
-    pub async fn task_counts(
+    pub async fn project_counters(
         &self,
         project_ids: &[&str],
-    ) -> Result<HashMap<String, StatusCounts>, StoreError> {
-        if project_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
+    ) -> Result<HashMap<String, HashMap<String, i64>>, StoreError> {
         let ids: Vec<String> = project_ids
             .iter()
             .map(|id| StatsOwner::Project(id).id())
             .collect();
-        let collection = self
-            .collection::<Document>(read_model::names::stats)
-            .await?;
-        let documents: Vec<Document> = collection
-            .find(doc! { "_id": { "$in": ids } })
-            .projection(doc! { "fields": 1 })
-            .await?
-            .try_collect()
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let documents = self
+            .find_by_ids(read_model::names::stats, &ids, doc! { "fields": 1 })
             .await?;
         Ok(documents
             .iter()
@@ -389,14 +380,13 @@ impl ReadStore {
                 else {
                     return None;
                 };
-                let mut counts = StatusCounts::default();
-                for (field, value) in d.get_document("fields").ok()? {
-                    if let (Some(status), Some(n)) = (field.strip_prefix("status:"), value.as_i64())
-                    {
-                        counts.add(status, n);
-                    }
-                }
-                Some((id.to_owned(), counts))
+                let counters = d
+                    .get_document("fields")
+                    .ok()?
+                    .iter()
+                    .filter_map(|(field, value)| Some((field.clone(), value.as_i64()?)))
+                    .collect();
+                Some((id.to_owned(), counters))
             })
             .collect())
     }
@@ -408,16 +398,7 @@ impl ReadStore {
         ids: &[&str],
         field: &str,
     ) -> Result<HashMap<String, String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let collection = self.collection::<Document>(collection).await?;
-        let documents: Vec<Document> = collection
-            .find(doc! { "_id": { "$in": ids } })
-            .projection(doc! { field: 1 })
-            .await?
-            .try_collect()
-            .await?;
+        let documents = self.find_by_ids(collection, ids, doc! { field: 1 }).await?;
         Ok(documents
             .into_iter()
             .filter_map(|d| {
@@ -426,6 +407,24 @@ impl ReadStore {
                 Some((id, name))
             })
             .collect())
+    }
+
+    /// The documents of `collection` with these ids (no query for none), with `projection`.
+    async fn find_by_ids(
+        &self,
+        collection: fn(u64) -> String,
+        ids: &[&str],
+        projection: Document,
+    ) -> Result<Vec<Document>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let collection = self.collection::<Document>(collection).await?;
+        let cursor = collection
+            .find(doc! { "_id": { "$in": ids } })
+            .projection(projection)
+            .await?;
+        Ok(cursor.try_collect().await?)
     }
 
     /// How many documents of `collection` match `filter`.

@@ -117,7 +117,8 @@ pub struct Project {
 }
 
 impl Project {
-    /// The project with its task counts (from its statistics, [`crate::store::ReadStore::task_counts`]).
+    /// The project with its task counts (from its statistics,
+    /// [`crate::store::ReadStore::project_counters`]).
     pub fn new(project: ProjectView, task_counts: StatusCounts) -> Self {
         Self {
             id: project.id,

@@ -20,6 +20,7 @@ use crate::consistency::{MinVersion, wait_pair};
 use crate::error::ApiError;
 use crate::extract::{AppPath, AppQuery, PathId, Viewer};
 use crate::pagination::{self, Order, Page, Sorting};
+use crate::routes::stats;
 use crate::state::{AppState, visible_projects_filter};
 use crate::views::Project;
 
@@ -146,11 +147,14 @@ async fn with_counts(
     projects: Vec<ProjectView>,
 ) -> Result<Vec<Project>, ApiError> {
     let ids: Vec<&str> = projects.iter().map(|p| p.id.as_str()).collect();
-    let mut counts = state.store.task_counts(&ids).await?;
+    let counters = state.store.project_counters(&ids).await?;
     Ok(projects
         .into_iter()
         .map(|project| {
-            let task_counts = counts.remove(&project.id).unwrap_or_default();
+            let task_counts = counters
+                .get(&project.id)
+                .map(stats::status_counts)
+                .unwrap_or_default();
             Project::new(project, task_counts)
         })
         .collect())

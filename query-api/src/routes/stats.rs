@@ -184,6 +184,11 @@ struct Counters {
     done: BTreeMap<NaiveDate, i64>,
 }
 
+/// Tasks by status, from the counters of a statistics hash or document.
+pub fn status_counts(counters: &HashMap<String, i64>) -> StatusCounts {
+    parse_hash(counters).by_status
+}
+
 fn parse_hash(hash: &HashMap<String, i64>) -> Counters {
     let mut counters = Counters::default();
     for (field, count) in hash {
@@ -324,7 +329,7 @@ pub async fn my_stats(
         .await?;
     let hash = state.store.stats_hash(keys::user_stats, &me).await?;
     let (by_status, source) = if let Some(hash) = hash {
-        (parse_hash(&hash).by_status, "redis")
+        (status_counts(&hash), "redis")
     } else {
         let mut match_scope = scope.clone();
         match_scope.insert("deleted", false);
