@@ -115,6 +115,20 @@ pub(crate) async fn wait_caught_up(pool: &PgPool) {
     .await;
 }
 
+/// Waits until the relay caught up, then until `status` counts `expected` published events, and
+/// checks it counts exactly that many. The checkpoint commits before the relay moves its
+/// in-memory counters, so the lag can read 0 a moment before the counter does.
+async fn wait_published(pool: &PgPool, status: &RelayStatus, expected: u64) {
+    wait_caught_up(pool).await;
+    eventually(
+        EVENTUALLY,
+        "the relay to count what it published",
+        || async { (status.events_published() >= expected).then_some(()) },
+    )
+    .await;
+    assert_eq!(status.events_published(), expected);
+}
+
 /// The last `(transaction_id, global_position)` pair of the events table.
 async fn last_pair(pool: &PgPool) -> (u64, i64) {
     let (xid, position): (String, i64) = sqlx::query_as(
@@ -277,8 +291,7 @@ async fn an_open_transaction_holds_back_later_ones_and_both_arrive_once_in_order
     assert_eq!(relay::checkpoint(&db.pool).await.expect("checkpoint"), None);
 
     a.commit().await.expect("commit A");
-    wait_caught_up(&db.pool).await;
-    assert_eq!(status.events_published(), 2);
+    wait_published(&db.pool, &status, 2).await;
 
     let received = consume(&prefix, 2, Duration::from_secs(3)).await;
     let order: Vec<String> = received.iter().map(Received::aggregate_id).collect();
@@ -318,9 +331,8 @@ async fn publishes_every_event_in_aggregate_order_and_checkpoints_the_last_pair(
     insert_many(&db.pool, &aggregates, 1, 25).await; // 200 events
 
     let running = start(&db.pool, settings(&prefix, 3));
-    wait_caught_up(&db.pool).await;
     let status = Arc::clone(&running.status);
-    assert_eq!(status.events_published(), 200);
+    wait_published(&db.pool, &status, 200).await;
     assert!(status.batches() >= 4, "batches of 50");
     assert_eq!(status.publish_errors(), 0);
 
@@ -428,8 +440,7 @@ async fn of_two_relays_only_one_publishes_and_the_other_takes_over_when_it_dies(
 
     let aggregates: Vec<(&str, String)> = vec![("task", "t-1".into()), ("task", "t-2".into())];
     insert_many(&db.pool, &aggregates, 1, 25).await; // 50 events
-    wait_caught_up(&db.pool).await;
-    assert_eq!(active.status.events_published(), 50);
+    wait_published(&db.pool, &active.status, 50).await;
     assert_eq!(standby.status.events_published(), 0);
     assert!(!standby.status.is_active());
 
@@ -437,9 +448,8 @@ async fn of_two_relays_only_one_publishes_and_the_other_takes_over_when_it_dies(
     active.task.abort();
     let _aborted = active.task.await;
     insert_many(&db.pool, &aggregates, 26, 10).await; // 20 more
-    wait_caught_up(&db.pool).await;
+    wait_published(&db.pool, &standby.status, 20).await;
     assert!(standby.status.is_active());
-    assert_eq!(standby.status.events_published(), 20);
 
     let received = consume(&prefix, 70, Duration::from_secs(3)).await;
     assert_no_duplicates(&received);
@@ -462,16 +472,14 @@ async fn a_restarted_relay_publishes_only_what_is_new() {
     insert_many(&db.pool, &aggregates, 1, 5).await; // 10 events
 
     let running = start(&db.pool, settings(&prefix, 3));
-    wait_caught_up(&db.pool).await;
-    assert_eq!(running.status.events_published(), 10);
+    wait_published(&db.pool, &running.status, 10).await;
     running.stop().await;
 
     insert_many(&db.pool, &aggregates, 6, 3).await; // 6 more, while no relay runs
     assert_eq!(relay::lag(&db.pool).await.expect("lag").events, 6);
 
     let restarted = start(&db.pool, settings(&prefix, 3));
-    wait_caught_up(&db.pool).await;
-    assert_eq!(restarted.status.events_published(), 6);
+    wait_published(&db.pool, &restarted.status, 6).await;
     assert_eq!(
         relay::checkpoint(&db.pool).await.expect("checkpoint"),
         Some(last_pair(&db.pool).await)
