@@ -19,7 +19,7 @@
 //! - A producer that hit a fatal error (the idempotent producer's state no longer matches the
 //!   broker's, e.g. after a broker restart) is replaced by a new one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -47,6 +47,10 @@ pub const CHECKPOINT_NAME: &str = "kafka";
 
 /// The aggregate types whose topics the relay creates.
 pub const AGGREGATE_TYPES: [&str; 3] = ["user", "project", "task"];
+
+/// Batches handed to the producer and not yet acknowledged, at most: the relay reads and queues
+/// the next batch while Kafka acknowledges the earlier ones. A crash re-sends at most these.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// How soon the relay reads again while committed events are held back by an open transaction.
 const HELD_BACK_RECHECK: Duration = Duration::from_millis(50);
@@ -315,6 +319,19 @@ ON CONFLICT (topic, partition) DO UPDATE
 /// Per (topic, partition): the offset after the last message Kafka acknowledged in a batch.
 type NextOffsets = HashMap<(String, i32), i64>;
 
+/// A batch handed to the producer, waiting for Kafka's acknowledgement.
+struct InFlight {
+    /// The `(transaction_id, global_position)` of its last event: the checkpoint once it is
+    /// acknowledged (and every batch before it).
+    last: (String, i64),
+    events: usize,
+    deliveries: Vec<(String, DeliveryFuture)>,
+    /// When its read began.
+    started: tokio::time::Instant,
+    read_ms: u128,
+    newest_age_ms: Option<i64>,
+}
+
 /// The outbox relay (see the module documentation).
 #[derive(Debug)]
 pub struct Relay {
@@ -442,6 +459,12 @@ impl Relay {
 
     /// Publishes batch after batch while holding the lock; returns only on an error that needs
     /// a new lock connection.
+    ///
+    /// Up to [`MAX_IN_FLIGHT`] batches are on their way to Kafka at once: the relay reads and
+    /// queues the next batch while the broker acknowledges the earlier ones, and moves the
+    /// checkpoint over them strictly in order, each only after its own acknowledgement. A failed
+    /// batch drops every later one still in flight (their messages may arrive twice, which
+    /// consumers ignore by sequence) and reading starts again from the checkpoint.
     async fn relay_while_locked(
         &self,
         connection: &mut PgConnection,
@@ -455,6 +478,7 @@ impl Relay {
             .await
             .context("LISTEN tasktrail_events")?;
 
+        // The checkpoint: every event up to it is acknowledged by Kafka.
         let (mut xid, mut position): (String, i64) = sqlx::query_as(
             "SELECT transaction_id::text, global_position FROM relay_checkpoint WHERE name = $1",
         )
@@ -463,6 +487,9 @@ impl Relay {
         .await
         .context("reading the relay checkpoint")?
         .unwrap_or_else(|| ("0".to_owned(), 0));
+        // Where the next read starts: after the last batch handed to the producer.
+        let mut cursor = (xid.clone(), position);
+        let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(MAX_IN_FLIGHT);
 
         let mut publish_failures = 0_u32;
         // Checked first thing too: the broker may have lost its data while no relay ran.
@@ -484,70 +511,92 @@ impl Relay {
                     anyhow::bail!("Kafka lost the relay's topics; re-publishing from the start");
                 }
             }
-            let started = tokio::time::Instant::now();
-            let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
-                .bind(&xid)
-                .bind(position)
-                .bind(self.settings.batch_size)
-                .fetch_all(&mut *connection)
-                .await
-                .context("reading a batch of events")?;
-            self.status.reads.fetch_add(1, Ordering::Relaxed);
-            let count = rows.len();
-            let Some((last_xid, last_position)) = rows
-                .last()
-                .map(|row| (row.transaction_id.clone(), row.global_position))
-            else {
-                if held_back(connection, &xid, position).await? {
-                    // Committed events wait behind an older transaction that is still open
-                    // (anywhere in the cluster: the snapshot's xmin is global). No notification
-                    // announces its end, so look again soon instead of after a poll interval.
-                    tokio::time::sleep(HELD_BACK_RECHECK).await;
-                } else {
-                    self.wait_for_events(&mut listener).await;
+
+            if in_flight.len() < MAX_IN_FLIGHT {
+                let started = tokio::time::Instant::now();
+                let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
+                    .bind(&cursor.0)
+                    .bind(cursor.1)
+                    .bind(self.settings.batch_size)
+                    .fetch_all(&mut *connection)
+                    .await
+                    .context("reading a batch of events")?;
+                self.status.reads.fetch_add(1, Ordering::Relaxed);
+                if let Some(last) = rows.last() {
+                    let last = (last.transaction_id.clone(), last.global_position);
+                    let newest_age_ms = rows
+                        .iter()
+                        .map(|row| row.recorded_at)
+                        .max()
+                        .map(|newest| (Utc::now() - newest).num_milliseconds());
+                    let read_ms = started.elapsed().as_millis();
+                    let events = rows.len();
+                    match self.send(producer, rows).await? {
+                        Ok(deliveries) => {
+                            in_flight.push_back(InFlight {
+                                last: last.clone(),
+                                events,
+                                deliveries,
+                                started,
+                                read_ms,
+                                newest_age_ms,
+                            });
+                            cursor = last;
+                            // Read ahead while Kafka works on what is queued.
+                            continue;
+                        }
+                        Err(error) => {
+                            publish_failures = publish_failures.saturating_add(1);
+                            self.publish_failed(producer, error, publish_failures)
+                                .await?;
+                            in_flight.clear();
+                            cursor = (xid.clone(), position);
+                            continue;
+                        }
+                    }
                 }
+                if in_flight.is_empty() {
+                    if held_back(connection, &cursor.0, cursor.1).await? {
+                        // Committed events wait behind an older transaction that is still open
+                        // (anywhere in the cluster: the snapshot's xmin is global). No
+                        // notification announces its end, so look again soon instead of after
+                        // a poll interval.
+                        tokio::time::sleep(HELD_BACK_RECHECK).await;
+                    } else {
+                        self.wait_for_events(&mut listener).await;
+                    }
+                    continue;
+                }
+            }
+
+            // As many batches in flight as allowed, or nothing more to read: wait for the
+            // oldest one's acknowledgement, then move the checkpoint over it.
+            let Some(batch) = in_flight.pop_front() else {
                 continue;
             };
-
-            let read_at = started.elapsed();
-            let newest_age_ms = rows
-                .iter()
-                .map(|row| row.recorded_at)
-                .max()
-                .map(|newest| (Utc::now() - newest).num_milliseconds());
+            let sent_at = batch.started.elapsed();
             let next_offsets = match self
-                .publish(connection, producer, rows, (&xid, position))
+                .acknowledged(connection, producer, batch.deliveries, (&xid, position))
                 .await?
             {
                 Ok(next_offsets) => next_offsets,
                 Err(error) => {
-                    self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
                     publish_failures = publish_failures.saturating_add(1);
-                    let pause = backoff(publish_failures);
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        retry_in_ms = pause.as_millis(),
-                        "relay: publishing a batch failed; retrying it"
-                    );
-                    if let Some((code, reason)) = producer.client().fatal_error() {
-                        anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
-                    }
-                    if publish_failures >= PRODUCER_RENEWAL_FAILURES {
-                        // A producer can stay stuck on a broker that came back different (new
-                        // producer ids, lost partitions); a new one starts clean.
-                        return Err(error.context("replacing the Kafka producer"));
-                    }
-                    tokio::time::sleep(pause).await;
+                    self.publish_failed(producer, error, publish_failures)
+                        .await?;
+                    in_flight.clear();
+                    cursor = (xid.clone(), position);
                     continue;
                 }
             };
             publish_failures = 0;
-            let published_at = started.elapsed();
+            let acknowledged_at = batch.started.elapsed();
 
             let (topics, (partitions, offsets)): (Vec<String>, (Vec<i32>, Vec<i64>)) = next_offsets
                 .into_iter()
                 .map(|((topic, partition), offset)| (topic, (partition, offset)))
                 .unzip();
+            let (last_xid, last_position) = batch.last;
             sqlx::query(WRITE_CHECKPOINT_AND_PARTITIONS)
                 .bind(CHECKPOINT_NAME)
                 .bind(&last_xid)
@@ -567,19 +616,48 @@ impl Relay {
             self.status.batches.fetch_add(1, Ordering::Relaxed);
             self.status
                 .events_published
-                .fetch_add(count as u64, Ordering::Relaxed);
+                .fetch_add(batch.events as u64, Ordering::Relaxed);
             tracing::debug!(
-                events = count,
+                events = batch.events,
                 last_position,
-                read_ms = read_at.as_millis(),
-                publish_ms = (published_at - read_at).as_millis(),
-                checkpoint_ms = (started.elapsed() - published_at).as_millis(),
-                newest_age_ms,
+                read_ms = batch.read_ms,
+                queued_ms = sent_at.as_millis(),
+                acknowledged_ms = acknowledged_at.as_millis(),
+                checkpoint_ms = (batch.started.elapsed() - acknowledged_at).as_millis(),
+                in_flight = in_flight.len(),
+                newest_age_ms = batch.newest_age_ms,
                 "relay: batch published"
             );
             xid = last_xid;
             position = last_position;
         }
+    }
+
+    /// Counts and logs a batch Kafka refused and pauses before it is sent again; an error when
+    /// the producer must be replaced (fatal state, or [`PRODUCER_RENEWAL_FAILURES`] in a row).
+    async fn publish_failed(
+        &self,
+        producer: &FutureProducer,
+        error: anyhow::Error,
+        failures: u32,
+    ) -> anyhow::Result<()> {
+        self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+        let pause = backoff(failures);
+        tracing::warn!(
+            error = format!("{error:#}"),
+            retry_in_ms = pause.as_millis(),
+            "relay: publishing a batch failed; retrying it"
+        );
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
+        }
+        if failures >= PRODUCER_RENEWAL_FAILURES {
+            // A producer can stay stuck on a broker that came back different (new producer
+            // ids, lost partitions); a new one starts clean.
+            return Err(error.context("replacing the Kafka producer"));
+        }
+        tokio::time::sleep(pause).await;
+        Ok(())
     }
 
     /// Waits for a notification or the poll interval, whichever comes first.
@@ -597,21 +675,14 @@ impl Relay {
         }
     }
 
-    /// Sends every event of the batch (in order) and waits until Kafka acknowledged all of them;
-    /// returns the offset after the last acknowledged message of every partition it went to.
-    /// Every `message_timeout` without the acknowledgement counts a publish error and checks the
-    /// broker (fatal producer error, lost topics), then keeps waiting for the same messages.
-    ///
-    /// The inner result is the batch's: an error there means Kafka refused a message and the
-    /// batch may be sent again. The outer error needs a new producer (fatal producer error, lost
-    /// topics, PostgreSQL unreachable).
-    async fn publish(
+    /// Hands every event of the batch to the producer, in order; returns the deliveries to wait
+    /// for. The inner error means Kafka refused a message (the batch may be sent again); the
+    /// outer one that an envelope could not be encoded.
+    async fn send(
         &self,
-        connection: &mut PgConnection,
         producer: &FutureProducer,
         rows: Vec<EventRow>,
-        checkpoint: (&str, i64),
-    ) -> anyhow::Result<anyhow::Result<NextOffsets>> {
+    ) -> anyhow::Result<anyhow::Result<Vec<(String, DeliveryFuture)>>> {
         let mut deliveries: Vec<(String, DeliveryFuture)> = Vec::with_capacity(rows.len());
         for row in rows {
             let envelope = row.into_envelope();
@@ -646,6 +717,24 @@ impl Relay {
                 }
             }
         }
+        Ok(Ok(deliveries))
+    }
+
+    /// Waits until Kafka acknowledged every delivery of a batch; returns the offset after the
+    /// last acknowledged message of every partition it went to. Every `message_timeout` without
+    /// the acknowledgement counts a publish error and checks the broker (fatal producer error,
+    /// lost topics), then keeps waiting for the same messages.
+    ///
+    /// The inner result is the batch's: an error there means Kafka refused a message and the
+    /// batch may be sent again. The outer error needs a new producer (fatal producer error, lost
+    /// topics, PostgreSQL unreachable).
+    async fn acknowledged(
+        &self,
+        connection: &mut PgConnection,
+        producer: &FutureProducer,
+        deliveries: Vec<(String, DeliveryFuture)>,
+        checkpoint: (&str, i64),
+    ) -> anyhow::Result<anyhow::Result<NextOffsets>> {
         let acknowledged = async move {
             let mut next_offsets = NextOffsets::new();
             for (topic, delivery) in deliveries {

@@ -379,13 +379,11 @@ impl<'a> Builder<'a> {
         self.bar.reset_eta();
         self.position = from;
         let mut folded = 0_u64;
-        loop {
-            let batch =
-                events::next_batch(&self.store.pool, &self.position, settings.replay_batch_size)
-                    .await?;
-            let Some((last, _)) = batch.last() else {
-                break;
-            };
+        let store = self.store;
+        let pool = &store.pool;
+        let size = settings.replay_batch_size;
+        let mut batch = events::next_batch(pool, &self.position, size).await?;
+        while let Some((last, _)) = batch.last() {
             let last = last.clone();
             let count = batch.len() as u64;
             let also = checkpoint.then(|| checkpoint_write(self.generation, &last, "building"));
@@ -395,8 +393,13 @@ impl<'a> Builder<'a> {
                 also,
             };
             let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
-            let applied =
-                apply_with_retries(self.store, self.generation, envelopes, options).await?;
+            // The next batch is read from PostgreSQL while this one is written to MongoDB.
+            let (applied, next) = tokio::join!(
+                apply_with_retries(store, self.generation, envelopes, options),
+                events::next_batch(pool, &last, size),
+            );
+            let applied = applied?;
+            batch = next?;
             for parked in applied.parked {
                 tracing::warn!(
                     aggregate_type = parked.envelope.aggregate_type,

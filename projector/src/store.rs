@@ -659,6 +659,7 @@ async fn update(
     statements: Vec<Document>,
     exact: bool,
 ) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     for chunk in statements.chunks(BULK_CHUNK) {
         let reply = db
             .run_command(doc! { "update": collection, "updates": chunk.to_vec(), "ordered": false })
@@ -680,6 +681,14 @@ async fn update(
                 .len()
                 .saturating_sub(usize::try_from(matched).unwrap_or(0)),
             chunk.len()
+        );
+    }
+    if !statements.is_empty() {
+        tracing::trace!(
+            collection,
+            statements = statements.len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "projector: bulk update"
         );
     }
     Ok(())

@@ -24,7 +24,10 @@ async fn postgres_stores_an_event_with_its_global_position_and_transaction_stamp
     .await
     .expect("insert");
     let (position, visible, event_type): (i64, bool, String) = sqlx::query_as(
-        "SELECT global_position, transaction_id < pg_snapshot_xmin(pg_current_snapshot()), event_type FROM events",
+        // Visible in a later snapshot: the stamp is the writer's own, committed transaction id.
+        // (Not "below the snapshot's xmin": that is cluster-wide, and any other test's open
+        // transaction can hold it below this one.)
+        "SELECT global_position, pg_visible_in_snapshot(transaction_id, pg_current_snapshot()), event_type FROM events",
     )
     .fetch_one(&db.pool)
     .await
@@ -32,7 +35,7 @@ async fn postgres_stores_an_event_with_its_global_position_and_transaction_stamp
     assert!(position >= 1);
     assert!(
         visible,
-        "a committed event is below the oldest running transaction"
+        "a committed event's transaction stamp is visible to a later snapshot"
     );
     assert_eq!(event_type, "TaskCreated");
 }
