@@ -495,7 +495,7 @@ impl Relay {
         // Checked first thing too: the broker may have lost its data while no relay ran.
         let mut check_topics = true;
         let mut last_topic_check = tokio::time::Instant::now();
-        loop {
+        'batches: loop {
             if check_topics
                 || publish_failures > 0
                 || last_topic_check.elapsed() >= self.settings.topic_check_interval
@@ -512,125 +512,133 @@ impl Relay {
                 }
             }
 
-            if in_flight.len() < MAX_IN_FLIGHT {
-                let started = tokio::time::Instant::now();
-                let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
-                    .bind(&cursor.0)
-                    .bind(cursor.1)
-                    .bind(self.settings.batch_size)
-                    .fetch_all(&mut *connection)
-                    .await
-                    .context("reading a batch of events")?;
-                self.status.reads.fetch_add(1, Ordering::Relaxed);
-                if let Some(last) = rows.last() {
-                    let last = (last.transaction_id.clone(), last.global_position);
-                    let newest_age_ms = rows
-                        .iter()
-                        .map(|row| row.recorded_at)
-                        .max()
-                        .map(|newest| (Utc::now() - newest).num_milliseconds());
-                    let read_ms = started.elapsed().as_millis();
-                    let events = rows.len();
-                    match self.send(producer, rows).await? {
-                        Ok(deliveries) => {
-                            in_flight.push_back(InFlight {
-                                last: last.clone(),
-                                events,
-                                deliveries,
-                                started,
-                                read_ms,
-                                newest_age_ms,
-                            });
-                            cursor = last;
-                            // Read ahead while Kafka works on what is queued.
-                            continue;
-                        }
-                        Err(error) => {
-                            publish_failures = publish_failures.saturating_add(1);
-                            self.publish_failed(producer, error, publish_failures)
-                                .await?;
-                            in_flight.clear();
-                            cursor = (xid.clone(), position);
-                            continue;
+            // A batch Kafka refused breaks out of this block with the error.
+            let error = 'publish: {
+                if in_flight.len() < MAX_IN_FLIGHT {
+                    let started = tokio::time::Instant::now();
+                    let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
+                        .bind(&cursor.0)
+                        .bind(cursor.1)
+                        .bind(self.settings.batch_size)
+                        .fetch_all(&mut *connection)
+                        .await
+                        .context("reading a batch of events")?;
+                    self.status.reads.fetch_add(1, Ordering::Relaxed);
+                    if let Some(last) = rows.last() {
+                        let last = (last.transaction_id.clone(), last.global_position);
+                        let newest_age_ms = rows
+                            .iter()
+                            .map(|row| row.recorded_at)
+                            .max()
+                            .map(|newest| (Utc::now() - newest).num_milliseconds());
+                        let read_ms = started.elapsed().as_millis();
+                        let events = rows.len();
+                        match self.send(producer, rows).await? {
+                            Ok(deliveries) => {
+                                in_flight.push_back(InFlight {
+                                    last: last.clone(),
+                                    events,
+                                    deliveries,
+                                    started,
+                                    read_ms,
+                                    newest_age_ms,
+                                });
+                                cursor = last;
+                                // Read ahead while Kafka works on what is queued.
+                                continue 'batches;
+                            }
+                            Err(error) => break 'publish error,
                         }
                     }
-                }
-                if in_flight.is_empty() {
-                    if held_back(connection, &cursor.0, cursor.1).await? {
-                        // Committed events wait behind an older transaction that is still open
-                        // (anywhere in the cluster: the snapshot's xmin is global). No
-                        // notification announces its end, so look again soon instead of after
-                        // a poll interval.
-                        tokio::time::sleep(HELD_BACK_RECHECK).await;
-                    } else {
-                        self.wait_for_events(&mut listener).await;
+                    if in_flight.is_empty() {
+                        if held_back(connection, &cursor.0, cursor.1).await? {
+                            // Committed events wait behind an older transaction that is still open
+                            // (anywhere in the cluster: the snapshot's xmin is global). No
+                            // notification announces its end, so look again soon instead of after
+                            // a poll interval.
+                            tokio::time::sleep(HELD_BACK_RECHECK).await;
+                        } else {
+                            self.wait_for_events(&mut listener).await;
+                        }
+                        continue 'batches;
                     }
-                    continue;
                 }
-            }
 
-            // As many batches in flight as allowed, or nothing more to read: wait for the
-            // oldest one's acknowledgement, then move the checkpoint over it.
-            let Some(batch) = in_flight.pop_front() else {
-                continue;
+                // As many batches in flight as allowed, or nothing more to read: wait for the
+                // oldest one's acknowledgement, then move the checkpoint over it.
+                let Some(mut batch) = in_flight.pop_front() else {
+                    continue 'batches;
+                };
+                let deliveries = std::mem::take(&mut batch.deliveries);
+                let next_offsets = match self
+                    .acknowledged(connection, producer, deliveries, (&xid, position))
+                    .await?
+                {
+                    Ok(next_offsets) => next_offsets,
+                    Err(error) => break 'publish error,
+                };
+                publish_failures = 0;
+                (xid, position) = self
+                    .store_checkpoint(connection, batch, next_offsets, in_flight.len())
+                    .await?;
+                continue 'batches;
             };
-            let sent_at = batch.started.elapsed();
-            let next_offsets = match self
-                .acknowledged(connection, producer, batch.deliveries, (&xid, position))
-                .await?
-            {
-                Ok(next_offsets) => next_offsets,
-                Err(error) => {
-                    publish_failures = publish_failures.saturating_add(1);
-                    self.publish_failed(producer, error, publish_failures)
-                        .await?;
-                    in_flight.clear();
-                    cursor = (xid.clone(), position);
-                    continue;
-                }
-            };
-            publish_failures = 0;
-            let acknowledged_at = batch.started.elapsed();
-
-            let (topics, (partitions, offsets)): (Vec<String>, (Vec<i32>, Vec<i64>)) = next_offsets
-                .into_iter()
-                .map(|((topic, partition), offset)| (topic, (partition, offset)))
-                .unzip();
-            let (last_xid, last_position) = batch.last;
-            sqlx::query(WRITE_CHECKPOINT_AND_PARTITIONS)
-                .bind(CHECKPOINT_NAME)
-                .bind(&last_xid)
-                .bind(last_position)
-                .bind(topics)
-                .bind(partitions)
-                .bind(offsets)
-                .execute(&mut *connection)
-                .await
-                .context("storing the relay checkpoint")?;
-            self.status
-                .last_transaction_id
-                .store(parse_xid(&last_xid)?, Ordering::Relaxed);
-            self.status
-                .last_global_position
-                .store(last_position, Ordering::Relaxed);
-            self.status.batches.fetch_add(1, Ordering::Relaxed);
-            self.status
-                .events_published
-                .fetch_add(batch.events as u64, Ordering::Relaxed);
-            tracing::debug!(
-                events = batch.events,
-                last_position,
-                read_ms = batch.read_ms,
-                queued_ms = sent_at.as_millis(),
-                acknowledged_ms = acknowledged_at.as_millis(),
-                checkpoint_ms = (batch.started.elapsed() - acknowledged_at).as_millis(),
-                in_flight = in_flight.len(),
-                newest_age_ms = batch.newest_age_ms,
-                "relay: batch published"
-            );
-            xid = last_xid;
-            position = last_position;
+            // Every later batch in flight is dropped (what of it arrives may arrive twice) and
+            // reading starts again at the checkpoint.
+            publish_failures = publish_failures.saturating_add(1);
+            self.publish_failed(producer, error, publish_failures)
+                .await?;
+            in_flight.clear();
+            cursor = (xid.clone(), position);
         }
+    }
+
+    /// Stores the checkpoint (and the partitions' next offsets) after an acknowledged batch and
+    /// counts it; returns the new checkpoint.
+    async fn store_checkpoint(
+        &self,
+        connection: &mut PgConnection,
+        batch: InFlight,
+        next_offsets: NextOffsets,
+        still_in_flight: usize,
+    ) -> anyhow::Result<(String, i64)> {
+        let acknowledged_at = batch.started.elapsed();
+        let (topics, (partitions, offsets)): (Vec<String>, (Vec<i32>, Vec<i64>)) = next_offsets
+            .into_iter()
+            .map(|((topic, partition), offset)| (topic, (partition, offset)))
+            .unzip();
+        let (last_xid, last_position) = batch.last;
+        sqlx::query(WRITE_CHECKPOINT_AND_PARTITIONS)
+            .bind(CHECKPOINT_NAME)
+            .bind(&last_xid)
+            .bind(last_position)
+            .bind(topics)
+            .bind(partitions)
+            .bind(offsets)
+            .execute(&mut *connection)
+            .await
+            .context("storing the relay checkpoint")?;
+        self.status
+            .last_transaction_id
+            .store(parse_xid(&last_xid)?, Ordering::Relaxed);
+        self.status
+            .last_global_position
+            .store(last_position, Ordering::Relaxed);
+        self.status.batches.fetch_add(1, Ordering::Relaxed);
+        self.status
+            .events_published
+            .fetch_add(batch.events as u64, Ordering::Relaxed);
+        tracing::debug!(
+            events = batch.events,
+            last_position,
+            read_ms = batch.read_ms,
+            acknowledged_ms = acknowledged_at.as_millis(),
+            checkpoint_ms = (batch.started.elapsed() - acknowledged_at).as_millis(),
+            in_flight = still_in_flight,
+            newest_age_ms = batch.newest_age_ms,
+            "relay: batch published"
+        );
+        Ok((last_xid, last_position))
     }
 
     /// Counts and logs a batch Kafka refused and pauses before it is sent again; an error when

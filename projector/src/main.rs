@@ -33,9 +33,9 @@ async fn main() -> anyhow::Result<()> {
                 dry_run,
                 progress: !quiet,
             };
-            let report = replay::replay(&store, &settings.projector, options)
-                .await
-                .context("replay failed")?;
+            let report = replay::replay(&store, &settings.projector, options).await;
+            close(store).await;
+            let report = report.context("replay failed")?;
             let mut err = std::io::stderr().lock();
             writeln!(
                 err,
@@ -62,36 +62,54 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Parked { command } => {
             let store = startup::store(&settings).await?;
-            let mut out = std::io::stdout().lock();
-            match command {
-                ParkedCommand::List => {
-                    let all = parked::list(&store.db).await?;
-                    if all.is_empty() {
-                        writeln!(out, "no parked events")?;
-                    }
-                    for p in all {
-                        writeln!(
-                            out,
-                            "{} {} seq={} pos={} {} held={} parked_at={} reason: {}",
-                            p.aggregate_type,
-                            p.aggregate_id,
-                            p.sequence,
-                            p.global_position,
-                            p.event_type,
-                            p.held.len(),
-                            p.parked_at.to_rfc3339(),
-                            p.reason
-                        )?;
-                    }
-                    Ok(())
-                }
-                ParkedCommand::Retry { aggregate_id } => {
-                    report(&mut out, parked::retry(&store, &aggregate_id).await?)
-                }
-                ParkedCommand::Drop { aggregate_id } => {
-                    report(&mut out, parked::drop_event(&store, &aggregate_id).await?)
-                }
+            let result = parked_command(&store, command).await;
+            close(store).await;
+            result
+        }
+    }
+}
+
+/// Ends the MongoDB client's server sessions before the process exits: a client merely dropped
+/// at the end of `main` leaves that to a background task, which the runtime's shutdown cuts
+/// off (and the driver panics in it).
+async fn close(store: tasktrail_projector::store::Store) {
+    let client = store.db.client().clone();
+    drop(store);
+    client.shutdown().await;
+}
+
+async fn parked_command(
+    store: &tasktrail_projector::store::Store,
+    command: ParkedCommand,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        ParkedCommand::List => {
+            let all = parked::list(&store.db).await?;
+            if all.is_empty() {
+                writeln!(out, "no parked events")?;
             }
+            for p in all {
+                writeln!(
+                    out,
+                    "{} {} seq={} pos={} {} held={} parked_at={} reason: {}",
+                    p.aggregate_type,
+                    p.aggregate_id,
+                    p.sequence,
+                    p.global_position,
+                    p.event_type,
+                    p.held.len(),
+                    p.parked_at.to_rfc3339(),
+                    p.reason
+                )?;
+            }
+            Ok(())
+        }
+        ParkedCommand::Retry { aggregate_id } => {
+            report(&mut out, parked::retry(store, &aggregate_id).await?)
+        }
+        ParkedCommand::Drop { aggregate_id } => {
+            report(&mut out, parked::drop_event(store, &aggregate_id).await?)
         }
     }
 }
