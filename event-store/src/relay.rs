@@ -10,7 +10,9 @@
 //!   `relay_checkpoint`. A publish error is retried with backoff: only the unacknowledged batch
 //!   can be sent twice (delivery is at-least-once).
 //! - It wakes on `LISTEN tasktrail_events` ([`NOTIFY_CHANNEL`]) or the poll interval, whichever
-//!   comes first.
+//!   comes first; while batches await their acknowledgement, a notification reads and sends the
+//!   new events at once (up to [`MAX_IN_FLIGHT`] batches), so a command's events never wait for
+//!   an earlier batch's acknowledgement to leave.
 //! - Broker data loss: every `topic_check_interval` (and after a failed publish) it checks that its
 //!   topics still exist. A topic that vanished after the relay had published (a broker that lost
 //!   its storage, or topics deleted by hand) means Kafka no longer holds the log: the relay resets
@@ -21,7 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -108,6 +110,7 @@ pub struct RelayStatus {
     events_published: AtomicU64,
     publish_errors: AtomicU64,
     republishes: AtomicU64,
+    in_flight: AtomicU32,
 }
 
 impl RelayStatus {
@@ -154,6 +157,12 @@ impl RelayStatus {
     #[must_use]
     pub fn republishes(&self) -> u64 {
         self.republishes.load(Ordering::Relaxed)
+    }
+
+    /// Batches handed to the producer and not yet acknowledged (at most [`MAX_IN_FLIGHT`]).
+    #[must_use]
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -319,17 +328,32 @@ ON CONFLICT (topic, partition) DO UPDATE
 /// Per (topic, partition): the offset after the last message Kafka acknowledged in a batch.
 type NextOffsets = HashMap<(String, i32), i64>;
 
+/// Resolves when Kafka acknowledged every message of a batch (see [`acknowledgement`]).
+type Acknowledgement = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<NextOffsets>> + Send>>;
+
 /// A batch handed to the producer, waiting for Kafka's acknowledgement.
 struct InFlight {
     /// The `(transaction_id, global_position)` of its last event: the checkpoint once it is
     /// acknowledged (and every batch before it).
     last: (String, i64),
     events: usize,
-    deliveries: Vec<(String, DeliveryFuture)>,
+    acknowledgement: Acknowledgement,
+    /// When the relay next checks the broker if the acknowledgement has not come by then.
+    overdue_at: tokio::time::Instant,
     /// When its read began.
     started: tokio::time::Instant,
     read_ms: u128,
     newest_age_ms: Option<i64>,
+}
+
+/// What ended the wait for the oldest batch in flight.
+enum Waited {
+    /// Kafka acknowledged it (or refused a message of it).
+    Acknowledged(anyhow::Result<NextOffsets>),
+    /// New events were committed and there is room for another batch.
+    Notified,
+    /// A `message_timeout` passed without the acknowledgement.
+    Overdue,
 }
 
 /// The outbox relay (see the module documentation).
@@ -538,11 +562,14 @@ impl Relay {
                                 in_flight.push_back(InFlight {
                                     last: last.clone(),
                                     events,
-                                    deliveries,
+                                    acknowledgement: acknowledgement(deliveries),
+                                    overdue_at: tokio::time::Instant::now()
+                                        + self.settings.message_timeout,
                                     started,
                                     read_ms,
                                     newest_age_ms,
                                 });
+                                self.count_in_flight(&in_flight);
                                 cursor = last;
                                 // Read ahead while Kafka works on what is queued.
                                 continue 'batches;
@@ -565,18 +592,42 @@ impl Relay {
                 }
 
                 // As many batches in flight as allowed, or nothing more to read: wait for the
-                // oldest one's acknowledgement, then move the checkpoint over it.
-                let Some(mut batch) = in_flight.pop_front() else {
+                // oldest one's acknowledgement, then move the checkpoint over it. With room for
+                // another batch, a commit's notification reads on at once instead (its events
+                // would otherwise wait for an acknowledgement they do not need).
+                let room = in_flight.len() < MAX_IN_FLIGHT;
+                let Some(oldest) = in_flight.front_mut() else {
                     continue 'batches;
                 };
-                let deliveries = std::mem::take(&mut batch.deliveries);
-                let next_offsets = match self
-                    .acknowledged(connection, producer, deliveries, (&xid, position))
-                    .await?
-                {
-                    Ok(next_offsets) => next_offsets,
-                    Err(error) => break 'publish error,
+                let waited = tokio::select! {
+                    biased;
+                    result = &mut oldest.acknowledgement => Waited::Acknowledged(result),
+                    () = tokio::time::sleep_until(oldest.overdue_at) => Waited::Overdue,
+                    () = notified(&mut listener, self.settings.poll_interval), if room => {
+                        Waited::Notified
+                    }
                 };
+                let next_offsets = match waited {
+                    Waited::Acknowledged(Ok(next_offsets)) => next_offsets,
+                    Waited::Acknowledged(Err(error)) => break 'publish error,
+                    Waited::Notified => continue 'batches,
+                    Waited::Overdue => {
+                        oldest.overdue_at += self.settings.message_timeout;
+                        let waited_ms = oldest.started.elapsed().as_millis();
+                        self.still_unacknowledged(
+                            connection,
+                            producer,
+                            (&xid, position),
+                            waited_ms,
+                        )
+                        .await?;
+                        continue 'batches;
+                    }
+                };
+                let Some(batch) = in_flight.pop_front() else {
+                    continue 'batches;
+                };
+                self.count_in_flight(&in_flight);
                 publish_failures = 0;
                 (xid, position) = self
                     .store_checkpoint(connection, batch, next_offsets, in_flight.len())
@@ -589,8 +640,14 @@ impl Relay {
             self.publish_failed(producer, error, publish_failures)
                 .await?;
             in_flight.clear();
+            self.count_in_flight(&in_flight);
             cursor = (xid.clone(), position);
         }
+    }
+
+    fn count_in_flight(&self, in_flight: &VecDeque<InFlight>) {
+        let count = u32::try_from(in_flight.len()).unwrap_or(u32::MAX);
+        self.status.in_flight.store(count, Ordering::Relaxed);
     }
 
     /// Stores the checkpoint (and the partitions' next offsets) after an acknowledged batch and
@@ -670,17 +727,8 @@ impl Relay {
 
     /// Waits for a notification or the poll interval, whichever comes first.
     async fn wait_for_events(&self, listener: &mut PgListener) {
-        match tokio::time::timeout(self.settings.poll_interval, listener.recv()).await {
-            Ok(Ok(_notification)) => {
-                // Coalesce the notifications that are already buffered.
-                while listener.next_buffered().is_some() {}
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(error = %error, "relay: LISTEN connection failed; polling");
-                tokio::time::sleep(self.settings.poll_interval).await;
-            }
-            Err(_elapsed) => {}
-        }
+        let poll = self.settings.poll_interval;
+        let _elapsed = tokio::time::timeout(poll, notified(listener, poll)).await;
     }
 
     /// Hands every event of the batch to the producer, in order; returns the deliveries to wait
@@ -728,62 +776,31 @@ impl Relay {
         Ok(Ok(deliveries))
     }
 
-    /// Waits until Kafka acknowledged every delivery of a batch; returns the offset after the
-    /// last acknowledged message of every partition it went to. Every `message_timeout` without
-    /// the acknowledgement counts a publish error and checks the broker (fatal producer error,
-    /// lost topics), then keeps waiting for the same messages.
-    ///
-    /// The inner result is the batch's: an error there means Kafka refused a message and the
-    /// batch may be sent again. The outer error needs a new producer (fatal producer error, lost
-    /// topics, PostgreSQL unreachable).
-    async fn acknowledged(
+    /// A batch has waited a `message_timeout` more for its acknowledgement: counts a publish
+    /// error and checks the broker. The error needs a new producer (fatal producer error, lost
+    /// topics, PostgreSQL unreachable); otherwise the relay keeps waiting for the same messages.
+    async fn still_unacknowledged(
         &self,
         connection: &mut PgConnection,
         producer: &FutureProducer,
-        deliveries: Vec<(String, DeliveryFuture)>,
         checkpoint: (&str, i64),
-    ) -> anyhow::Result<anyhow::Result<NextOffsets>> {
-        let acknowledged = async move {
-            let mut next_offsets = NextOffsets::new();
-            for (topic, delivery) in deliveries {
-                match delivery.await {
-                    Ok(Ok(delivered)) => {
-                        let next = next_offsets
-                            .entry((topic, delivered.partition))
-                            .or_default();
-                        *next = (*next).max(delivered.offset + 1);
-                    }
-                    Ok(Err((error, _message))) => {
-                        return Err(error).context("Kafka did not acknowledge an event");
-                    }
-                    Err(_canceled) => anyhow::bail!("the Kafka producer dropped a delivery"),
-                }
-            }
-            Ok(next_offsets)
-        };
-        let mut acknowledged = std::pin::pin!(acknowledged);
-        let started = tokio::time::Instant::now();
-        loop {
-            if let Ok(result) =
-                tokio::time::timeout(self.settings.message_timeout, &mut acknowledged).await
-            {
-                return Ok(result);
-            }
-            self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                waited_ms = started.elapsed().as_millis(),
-                "relay: Kafka has not acknowledged the batch yet; still waiting"
-            );
-            if let Some((code, reason)) = producer.client().fatal_error() {
-                anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
-            }
-            if self
-                .republish_if_topics_lost(connection, producer, checkpoint)
-                .await?
-            {
-                anyhow::bail!("Kafka lost the relay's topics while a batch was in flight");
-            }
+        waited_ms: u128,
+    ) -> anyhow::Result<()> {
+        self.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            waited_ms,
+            "relay: Kafka has not acknowledged the batch yet; still waiting"
+        );
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            anyhow::bail!("the Kafka producer is in a fatal state ({code}: {reason})");
         }
+        if self
+            .republish_if_topics_lost(connection, producer, checkpoint)
+            .await?
+        {
+            anyhow::bail!("Kafka lost the relay's topics while a batch was in flight");
+        }
+        Ok(())
     }
 
     /// Checks that the relay's topics exist. When one is gone although the relay had published
@@ -927,6 +944,42 @@ impl Relay {
     }
 }
 
+/// Resolves when Kafka acknowledged every delivery of a batch, with the offset after the last
+/// acknowledged message of every partition it went to; an error when Kafka refused a message
+/// (the batch may be sent again).
+fn acknowledgement(deliveries: Vec<(String, DeliveryFuture)>) -> Acknowledgement {
+    Box::pin(async move {
+        let mut next_offsets = NextOffsets::new();
+        for (topic, delivery) in deliveries {
+            match delivery.await {
+                Ok(Ok(delivered)) => {
+                    let next = next_offsets
+                        .entry((topic, delivered.partition))
+                        .or_default();
+                    *next = (*next).max(delivered.offset + 1);
+                }
+                Ok(Err((error, _message))) => {
+                    return Err(error).context("Kafka did not acknowledge an event");
+                }
+                Err(_canceled) => anyhow::bail!("the Kafka producer dropped a delivery"),
+            }
+        }
+        Ok(next_offsets)
+    })
+}
+
+/// Resolves on a notification of committed events (the buffered ones coalesced). A failed
+/// LISTEN connection resolves after `pause` instead: reading again finds what it missed.
+async fn notified(listener: &mut PgListener, pause: Duration) {
+    match listener.recv().await {
+        Ok(_notification) => while listener.next_buffered().is_some() {},
+        Err(error) => {
+            tracing::warn!(error = %error, "relay: LISTEN connection failed; polling");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
 /// Whether committed events exist after the checkpoint (the batch read found none below xmin).
 async fn held_back(
     connection: &mut PgConnection,
@@ -1019,6 +1072,11 @@ impl service_runtime::metrics::Collect for RelayMetrics {
                 "tasktrail_relay_publish_errors_total",
                 "Failed attempts to publish a batch (each is retried).",
                 status.publish_errors(),
+            );
+            out.gauge(
+                "tasktrail_relay_batches_in_flight",
+                "Batches handed to Kafka and not yet acknowledged.",
+                f64::from(status.in_flight()),
             );
             out.counter(
                 "tasktrail_relay_republishes_total",

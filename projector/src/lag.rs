@@ -14,7 +14,11 @@
 //!
 //! The age is that of the oldest such event: the oldest unpublished one, or the first
 //! uncommitted message of each trailing partition, read from Kafka at the committed offset (its
-//! envelope's `occurred_at`).
+//! envelope's `occurred_at`). A scrape reads only the partitions whose committed offset moved
+//! since the last one (a log does not change under an offset), and only a few kilobytes of each:
+//! a probe that fetched like a consumer (librdkafka prefetches up to 100,000 messages a
+//! partition) took the broker from the projector while it worked through a backlog, at a scrape
+//! every 50 ms (the benchmark's) catch-up fell to ~120 events/s.
 //!
 //! The earlier gauge, "last position minus the highest position applied", read 0 while a
 //! partition still trailed: partitions are consumed at different speeds, so one of them can
@@ -33,6 +37,12 @@ use sqlx::PgPool;
 
 /// How long reading the committed offsets, or the first uncommitted messages, may take.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most the probe fetches per request (and per partition): enough for the first message.
+const PROBE_FETCH_BYTES: &str = "65536";
+
+/// When the message at `offset` of a partition occurred (`None` offset: the partition's start).
+type FirstMessages = HashMap<(Partition, Option<i64>), chrono::DateTime<Utc>>;
 
 /// The projector's lag at one moment.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +80,13 @@ pub struct LagProbe {
     topics: Vec<String>,
     /// Never subscribes (so never joins the group) and never commits: it only reads the group's
     /// committed offsets and, by `assign`, the messages there. One scrape at a time uses it.
-    consumer: Arc<Mutex<BaseConsumer>>,
+    consumer: Arc<Mutex<Probe>>,
+}
+
+/// The probe's consumer and what the last scrape read with it.
+struct Probe {
+    consumer: BaseConsumer,
+    first_messages: FirstMessages,
 }
 
 impl std::fmt::Debug for LagProbe {
@@ -97,12 +113,21 @@ impl LagProbe {
             .set("group.id", group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            // One message a partition is all it reads: no prefetching, small fetches.
+            .set("queued.min.messages", "1")
+            .set("queued.max.messages.kbytes", "64")
+            .set("fetch.max.bytes", PROBE_FETCH_BYTES)
+            .set("max.partition.fetch.bytes", PROBE_FETCH_BYTES)
+            .set("message.max.bytes", PROBE_FETCH_BYTES)
             .create()
             .context("creating the lag probe's Kafka consumer")?;
         Ok(Self {
             pool,
             topics,
-            consumer: Arc::new(Mutex::new(consumer)),
+            consumer: Arc::new(Mutex::new(Probe {
+                consumer,
+                first_messages: FirstMessages::new(),
+            })),
         })
     }
 
@@ -115,11 +140,13 @@ impl LagProbe {
         let published = event_store::relay::partition_offsets(&self.pool, &self.topics).await?;
         let consumer = Arc::clone(&self.consumer);
         let backlogs = tokio::task::spawn_blocking(move || {
-            let consumer = consumer
+            let mut probe = consumer
                 .lock()
                 .map_err(|_poisoned| anyhow::anyhow!("the lag probe panicked before"))?;
-            let backlogs = backlogs(&consumer, &published)?;
-            let oldest = first_messages(&consumer, &backlogs);
+            let backlogs = backlogs(&probe.consumer, &published)?;
+            let known = std::mem::take(&mut probe.first_messages);
+            probe.first_messages = first_messages(&probe.consumer, &backlogs, known);
+            let oldest: Vec<_> = probe.first_messages.values().copied().collect();
             Ok::<_, anyhow::Error>((backlogs, oldest))
         })
         .await
@@ -175,28 +202,36 @@ fn backlogs(
         .collect())
 }
 
-/// When the first unapplied message of every trailing partition occurred, read from Kafka at
-/// the committed offset. Partitions whose message did not arrive within [`KAFKA_TIMEOUT`] are
-/// left out.
+/// When the first unapplied message of every trailing partition occurred: from `known` (the
+/// last scrape's) where its committed offset did not move, else read from Kafka at the committed
+/// offset. Partitions whose message did not arrive within [`KAFKA_TIMEOUT`] are left out.
 fn first_messages(
     consumer: &BaseConsumer,
     backlogs: &HashMap<Partition, PartitionBacklog>,
-) -> Vec<chrono::DateTime<Utc>> {
+    mut known: FirstMessages,
+) -> FirstMessages {
+    let mut found = FirstMessages::new();
     let mut list = TopicPartitionList::new();
-    for ((topic, partition), backlog) in backlogs {
-        if backlog.messages() > 0 {
+    for (partition, backlog) in backlogs {
+        if backlog.messages() == 0 {
+            continue;
+        }
+        let key = (partition.clone(), backlog.committed);
+        if let Some(occurred_at) = known.remove(&key) {
+            found.insert(key, occurred_at);
+        } else {
             let offset = backlog.committed.map_or(Offset::Beginning, Offset::Offset);
             // Only fails for an invalid offset, which `Offset::Offset(n ≥ 0)` is not.
-            let _ignored = list.add_partition_offset(topic, *partition, offset);
+            let _ignored = list.add_partition_offset(&partition.0, partition.1, offset);
         }
     }
     let wanted = list.count();
-    let mut found: HashMap<Partition, chrono::DateTime<Utc>> = HashMap::new();
     if wanted == 0 || consumer.assign(&list).is_err() {
-        return Vec::new();
+        return found;
     }
+    let mut read = 0;
     let deadline = Instant::now() + KAFKA_TIMEOUT;
-    while found.len() < wanted {
+    while read < wanted {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -204,15 +239,23 @@ fn first_messages(
         let Some(Ok(message)) = consumer.poll(left.min(Duration::from_millis(200))) else {
             continue;
         };
-        let key = (message.topic().to_owned(), message.partition());
+        let partition = (message.topic().to_owned(), message.partition());
+        let Some(backlog) = backlogs.get(&partition) else {
+            continue;
+        };
         let occurred_at = message
             .payload()
             .and_then(|payload| serde_json::from_slice::<Envelope>(payload).ok())
             .map_or_else(Utc::now, |envelope| envelope.occurred_at);
-        found.entry(key).or_insert(occurred_at);
+        if let std::collections::hash_map::Entry::Vacant(entry) =
+            found.entry((partition, backlog.committed))
+        {
+            entry.insert(occurred_at);
+            read += 1;
+        }
     }
     let _ignored = consumer.unassign();
-    found.into_values().collect()
+    found
 }
 
 #[cfg(test)]

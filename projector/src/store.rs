@@ -395,7 +395,7 @@ impl Store {
 
         // Statistics.
         let mut revisions = HashMap::new();
-        let mut statements = Vec::new();
+        let mut writes = Writes::default();
         for id in &dirty.stats {
             let stats = model.stats.get(id).cloned().unwrap_or_default();
             let previous = loaded.stats.get(id);
@@ -408,95 +408,71 @@ impl Store {
             let document = doc! {
                 "_id": id, "fields": fields, "position": stats.position, "rev": revision,
             };
-            statements.push(guarded(id, "rev", previous, document));
+            writes.guarded("rev", previous, document);
             revisions.insert(id.clone(), revision);
         }
-        update(
-            &self.db,
-            session,
-            &names::stats(generation),
-            statements,
-            true,
-        )
-        .await?;
+        writes
+            .run(&self.db, session, &names::stats(generation))
+            .await?;
 
         // Documents, each guarded by the version it was read at.
-        let mut statements = Vec::new();
+        let mut writes = Writes::default();
         for id in &dirty.users {
             if let Some(user) = model.user(id) {
                 let document = read_model::codec::to_document(&user).context("encoding a user")?;
-                statements.push(guarded(id, "version", loaded.users.get(id), document));
+                writes.guarded("version", loaded.users.get(id), document);
             }
         }
-        update(
-            &self.db,
-            session,
-            &names::users(generation),
-            statements,
-            true,
-        )
-        .await?;
-        let mut statements = Vec::new();
+        writes
+            .run(&self.db, session, &names::users(generation))
+            .await?;
+        let mut writes = Writes::default();
         for id in &dirty.projects {
             if let Some(project) = model.project(id) {
                 let document =
                     read_model::codec::to_document(&project).context("encoding a project")?;
-                statements.push(guarded(id, "version", loaded.projects.get(id), document));
+                writes.guarded("version", loaded.projects.get(id), document);
             }
         }
-        update(
-            &self.db,
-            session,
-            &names::projects(generation),
-            statements,
-            true,
-        )
-        .await?;
-        let mut statements = Vec::new();
+        writes
+            .run(&self.db, session, &names::projects(generation))
+            .await?;
+        let mut writes = Writes::default();
         for id in &dirty.tasks {
             if let Some(task) = model.task(id) {
                 let document = read_model::codec::to_document(&task).context("encoding a task")?;
-                statements.push(guarded(id, "version", loaded.tasks.get(id), document));
+                writes.guarded("version", loaded.tasks.get(id), document);
             }
         }
-        update(
-            &self.db,
-            session,
-            &names::tasks(generation),
-            statements,
-            true,
-        )
-        .await?;
+        writes
+            .run(&self.db, session, &names::tasks(generation))
+            .await?;
 
-        // Notifications have deterministic ids: inserted once.
-        let mut statements = Vec::new();
+        // Notifications have deterministic ids and are made only by an event applied in this
+        // batch (its aggregate's guarded write is in the same transaction): always new.
+        let mut writes = Writes::default();
         for notification in &notifications {
-            let document =
-                read_model::codec::to_document(notification).context("encoding a notification")?;
-            statements.push(doc! {
-                "q": { "_id": &notification.id },
-                "u": { "$setOnInsert": document },
-                "upsert": true,
-            });
+            writes.inserts.push(
+                read_model::codec::to_document(notification).context("encoding a notification")?,
+            );
         }
-        update(
-            &self.db,
-            session,
-            &names::notifications(generation),
-            statements,
-            false,
-        )
-        .await?;
+        writes
+            .run(&self.db, session, &names::notifications(generation))
+            .await?;
 
         if let Some(also) = also {
-            update(
-                &self.db,
-                session,
-                &also.collection,
-                vec![doc! { "q": { "_id": &also.id }, "u": { "$set": also.set }, "upsert": true }],
-                false,
-            )
-            .await?;
+            let reply = self
+                .db
+                .run_command(doc! {
+                    "update": &also.collection,
+                    "updates": [{ "q": { "_id": &also.id }, "u": { "$set": also.set }, "upsert": true }],
+                })
+                .session(&mut *session)
+                .await
+                .with_context(|| format!("writing {}", also.collection))?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                anyhow::bail!("writing {}: {errors:?}", also.collection);
+            }
         }
         Ok(revisions)
     }
@@ -626,72 +602,98 @@ fn ids_of(groups: &HashMap<AggregateKey, Vec<Envelope>>, aggregate_type: &str) -
         .collect()
 }
 
-/// An update statement that writes `after` over the document read as `before`, where `field`
-/// still has the value it was read with, setting only the fields that changed (an index is
-/// touched only when its keys changed); or inserts `after` where nothing was read (if a document
-/// exists after all, the insert fails on its duplicate `_id` and the batch is retried).
-fn guarded(id: &str, field: &str, before: Option<&Document>, after: Document) -> Document {
-    match before {
-        Some(before) => {
-            let previous = before.get(field).cloned().unwrap_or(Bson::Null);
-            let mut changed: Document = after
-                .into_iter()
-                .filter(|(key, value)| before.get(key) != Some(value))
-                .collect();
-            if changed.is_empty() {
-                // Still a write: two batches that touch one document must conflict.
-                changed.insert(field, previous.clone());
-            }
-            doc! { "q": { "_id": id, field: previous }, "u": { "$set": changed } }
-        }
-        None => doc! {
-            "q": { "_id": id, field: { "$exists": false } }, "u": after, "upsert": true,
-        },
-    }
+/// The writes of one collection in a batch: new documents and guarded updates.
+#[derive(Debug, Default, PartialEq)]
+struct Writes {
+    /// Documents the batch did not find when it read: inserted (if one exists after all, the
+    /// insert fails on its duplicate `_id` and the batch is retried).
+    inserts: Vec<Document>,
+    /// Update statements, each guarded by the value its field was read with.
+    updates: Vec<Document>,
 }
 
-/// Runs unordered bulk `update` commands in the transaction. With `exact`, every statement must
-/// match (or upsert) one document: another writer in between fails the batch, which is retried.
-async fn update(
-    db: &Database,
-    session: &mut ClientSession,
-    collection: &str,
-    statements: Vec<Document>,
-    exact: bool,
-) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    for chunk in statements.chunks(BULK_CHUNK) {
-        let reply = db
-            .run_command(doc! { "update": collection, "updates": chunk.to_vec(), "ordered": false })
-            .session(&mut *session)
-            .await
-            .with_context(|| format!("writing {collection}"))?;
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            anyhow::bail!("writing {collection}: {errors:?}");
+impl Writes {
+    /// Writes `after` over the document read as `before`, where `field` still has the value it
+    /// was read with, setting only the fields that changed (an index is touched only when its
+    /// keys changed); or inserts `after` where nothing was read.
+    fn guarded(&mut self, field: &str, before: Option<&Document>, after: Document) {
+        let Some(before) = before else {
+            self.inserts.push(after);
+            return;
+        };
+        let previous = before.get(field).cloned().unwrap_or(Bson::Null);
+        let id = before.get("_id").cloned().unwrap_or(Bson::Null);
+        let mut changed: Document = after
+            .into_iter()
+            .filter(|(key, value)| before.get(key) != Some(value))
+            .collect();
+        if changed.is_empty() {
+            // Still a write: two batches that touch one document must conflict.
+            changed.insert(field, previous.clone());
         }
-        let matched = reply
-            .get_i32("n")
-            .map(i64::from)
-            .or_else(|_| reply.get_i64("n"))
-            .unwrap_or(0);
-        anyhow::ensure!(
-            !exact || usize::try_from(matched).is_ok_and(|n| n == chunk.len()),
-            "{collection}: {} of {} documents changed while the batch was applied; retrying",
-            chunk
-                .len()
-                .saturating_sub(usize::try_from(matched).unwrap_or(0)),
-            chunk.len()
-        );
+        self.updates
+            .push(doc! { "q": { "_id": id, field: previous }, "u": { "$set": changed } });
     }
-    if !statements.is_empty() {
-        tracing::trace!(
-            collection,
-            statements = statements.len(),
-            elapsed_ms = started.elapsed().as_millis(),
-            "projector: bulk update"
-        );
+
+    /// Runs them in the transaction: unordered bulk `insert` commands, then unordered bulk
+    /// `update` commands of which every statement must match one document. A duplicate `_id` or
+    /// a document another writer changed in between fails the batch, which is retried.
+    async fn run(
+        self,
+        db: &Database,
+        session: &mut ClientSession,
+        collection: &str,
+    ) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let (inserts, updates) = (self.inserts.len(), self.updates.len());
+        for chunk in self.inserts.chunks(BULK_CHUNK) {
+            let reply = db
+                .run_command(
+                    doc! { "insert": collection, "documents": chunk.to_vec(), "ordered": false },
+                )
+                .session(&mut *session)
+                .await
+                .with_context(|| format!("inserting into {collection}"))?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                anyhow::bail!("inserting into {collection} (retrying the batch): {errors:?}");
+            }
+        }
+        for chunk in self.updates.chunks(BULK_CHUNK) {
+            let reply = db
+                .run_command(
+                    doc! { "update": collection, "updates": chunk.to_vec(), "ordered": false },
+                )
+                .session(&mut *session)
+                .await
+                .with_context(|| format!("writing {collection}"))?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                anyhow::bail!("writing {collection}: {errors:?}");
+            }
+            let matched = reply
+                .get_i32("n")
+                .map(i64::from)
+                .or_else(|_| reply.get_i64("n"))
+                .unwrap_or(0);
+            anyhow::ensure!(
+                usize::try_from(matched).is_ok_and(|n| n == chunk.len()),
+                "{collection}: {} of {} documents changed while the batch was applied; retrying",
+                chunk
+                    .len()
+                    .saturating_sub(usize::try_from(matched).unwrap_or(0)),
+                chunk.len()
+            );
+        }
+        if inserts + updates > 0 {
+            tracing::trace!(
+                collection,
+                inserts,
+                updates,
+                elapsed_ms = started.elapsed().as_millis(),
+                "projector: bulk write"
+            );
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The documents of `collection` with these ids, read in the transaction.
@@ -769,25 +771,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_guarded_statement_sets_what_changed_at_the_read_version_or_inserts() {
+    fn a_guarded_write_sets_what_changed_at_the_read_version_or_inserts() {
         let before = doc! { "_id": "a", "title": "old", "status": "pending", "version": 2_i64 };
         let after = doc! { "_id": "a", "title": "new", "status": "pending", "version": 3_i64 };
+        let mut writes = Writes::default();
+        writes.guarded("version", Some(&before), after.clone());
+        writes.guarded("version", Some(&before), before.clone());
+        writes.guarded("version", None, after.clone());
         assert_eq!(
-            guarded("a", "version", Some(&before), after.clone()),
-            doc! {
-                "q": { "_id": "a", "version": 2_i64 },
-                "u": { "$set": { "title": "new", "version": 3_i64 } },
-            }
-        );
-        assert_eq!(
-            guarded("a", "version", Some(&before), before.clone()),
-            doc! { "q": { "_id": "a", "version": 2_i64 }, "u": { "$set": { "version": 2_i64 } } },
-            "an unchanged document is still written (batches touching it conflict)"
-        );
-        assert_eq!(
-            guarded("a", "version", None, after.clone()),
-            doc! {
-                "q": { "_id": "a", "version": { "$exists": false } }, "u": after, "upsert": true,
+            writes,
+            Writes {
+                inserts: vec![after],
+                updates: vec![
+                    doc! {
+                        "q": { "_id": "a", "version": 2_i64 },
+                        "u": { "$set": { "title": "new", "version": 3_i64 } },
+                    },
+                    // An unchanged document is still written (batches touching it conflict).
+                    doc! { "q": { "_id": "a", "version": 2_i64 }, "u": { "$set": { "version": 2_i64 } } },
+                ],
             }
         );
     }

@@ -308,15 +308,7 @@ async fn an_event_committed_while_idle_reaches_kafka_within_milliseconds() {
     for sequence in 1..=20 {
         let before = status.events_published();
         let started = std::time::Instant::now();
-        // As the repository's append does: the row and the notification in one transaction.
-        let mut transaction = db.pool.begin().await.expect("begin");
-        insert(&mut *transaction, "task", "idle", sequence).await;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(event_store::NOTIFY_CHANNEL)
-            .execute(&mut *transaction)
-            .await
-            .expect("notify");
-        transaction.commit().await.expect("commit");
+        insert_notified(&db.pool, "idle", sequence).await;
         while status.events_published() == before {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
@@ -338,6 +330,67 @@ async fn an_event_committed_while_idle_reaches_kafka_within_milliseconds() {
         latencies[latencies.len() - 1] < Duration::from_secs(10),
         "woken by NOTIFY, not by the 30 s poll"
     );
+}
+
+#[tokio::test]
+async fn a_batch_awaiting_its_acknowledgement_does_not_hold_back_newer_events() {
+    let broker = PrivateBroker::start();
+    let db = TestDatabase::new().await;
+    let prefix = unique_name("relay_ahead");
+    // Neither the poll interval nor the acknowledgement deadline can wake the relay in this
+    // test: only the notification of the second commit can.
+    let relay_settings = RelaySettings {
+        poll_interval: Duration::from_secs(120),
+        message_timeout: Duration::from_secs(120),
+        ..settings(&prefix, 1)
+    };
+    let running = start_at(&db.pool, &broker.brokers(), relay_settings);
+    let status = Arc::clone(&running.status);
+    insert_notified(&db.pool, "warm-up", 1).await;
+    wait_caught_up(&db.pool).await;
+
+    // The broker hangs: the first event's batch is handed to the producer and stays
+    // unacknowledged.
+    broker.pause();
+    insert_notified(&db.pool, "ahead", 1).await;
+    eventually(EVENTUALLY, "the first batch in flight", || async {
+        (status.in_flight() == 1).then_some(())
+    })
+    .await;
+    // A second commit is read and sent at once, without waiting for the first acknowledgement.
+    insert_notified(&db.pool, "ahead", 2).await;
+    eventually(
+        EVENTUALLY,
+        "the second batch in flight beside the first",
+        || async { (status.in_flight() == 2).then_some(()) },
+    )
+    .await;
+
+    broker.resume();
+    wait_caught_up(&db.pool).await;
+    assert_eq!(status.in_flight(), 0, "both acknowledged");
+    running.stop().await;
+    let received = consume_at(&broker.brokers(), &prefix, 3, Duration::from_secs(3)).await;
+    let distinct: HashSet<String> = received.iter().map(Received::event_id).collect();
+    assert_eq!(distinct.len(), 3, "every committed event arrived");
+    let mut sequences = sequences_by_aggregate(&received);
+    let mut ahead = sequences
+        .remove("ahead")
+        .expect("the events of 'ahead' arrived");
+    ahead.dedup();
+    assert_eq!(ahead, vec![1, 2], "in order");
+}
+
+/// Commits one event of task `aggregate` with its notification, as the repository's append does.
+async fn insert_notified(pool: &PgPool, aggregate: &str, sequence: i64) {
+    let mut transaction = pool.begin().await.expect("begin");
+    insert(&mut *transaction, "task", aggregate, sequence).await;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(event_store::NOTIFY_CHANNEL)
+        .execute(&mut *transaction)
+        .await
+        .expect("notify");
+    transaction.commit().await.expect("commit");
 }
 
 /// A measurement, not a check: `cargo nextest run -p tasktrail-event-store --run-ignored only
