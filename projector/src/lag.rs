@@ -80,7 +80,7 @@ pub struct LagProbe {
     topics: Vec<String>,
     /// Never subscribes (so never joins the group) and never commits: it only reads the group's
     /// committed offsets and, by `assign`, the messages there. One scrape at a time uses it.
-    consumer: Arc<Mutex<Probe>>,
+    probe: Arc<Mutex<Probe>>,
 }
 
 /// The probe's consumer and what the last scrape read with it.
@@ -124,7 +124,7 @@ impl LagProbe {
         Ok(Self {
             pool,
             topics,
-            consumer: Arc::new(Mutex::new(Probe {
+            probe: Arc::new(Mutex::new(Probe {
                 consumer,
                 first_messages: FirstMessages::new(),
             })),
@@ -138,9 +138,9 @@ impl LagProbe {
     pub async fn measure(&self) -> anyhow::Result<Lag> {
         let unpublished = event_store::relay::lag(&self.pool).await?;
         let published = event_store::relay::partition_offsets(&self.pool, &self.topics).await?;
-        let consumer = Arc::clone(&self.consumer);
+        let probe = Arc::clone(&self.probe);
         let backlogs = tokio::task::spawn_blocking(move || {
-            let mut probe = consumer
+            let mut probe = probe
                 .lock()
                 .map_err(|_poisoned| anyhow::anyhow!("the lag probe panicked before"))?;
             let backlogs = backlogs(&probe.consumer, &published)?;

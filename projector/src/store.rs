@@ -461,18 +461,11 @@ impl Store {
             .await?;
 
         if let Some(also) = also {
-            let reply = self
-                .db
-                .run_command(doc! {
-                    "update": &also.collection,
-                    "updates": [{ "q": { "_id": &also.id }, "u": { "$set": also.set }, "upsert": true }],
-                })
-                .session(&mut *session)
-                .await
-                .with_context(|| format!("writing {}", also.collection))?;
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                anyhow::bail!("writing {}: {errors:?}", also.collection);
-            }
+            let command = doc! {
+                "update": &also.collection,
+                "updates": [{ "q": { "_id": &also.id }, "u": { "$set": also.set }, "upsert": true }],
+            };
+            write_command(&self.db, session, &also.collection, command).await?;
         }
         Ok(revisions)
     }
@@ -647,28 +640,14 @@ impl Writes {
         let started = std::time::Instant::now();
         let (inserts, updates) = (self.inserts.len(), self.updates.len());
         for chunk in self.inserts.chunks(BULK_CHUNK) {
-            let reply = db
-                .run_command(
-                    doc! { "insert": collection, "documents": chunk.to_vec(), "ordered": false },
-                )
-                .session(&mut *session)
-                .await
-                .with_context(|| format!("inserting into {collection}"))?;
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                anyhow::bail!("inserting into {collection} (retrying the batch): {errors:?}");
-            }
+            let command =
+                doc! { "insert": collection, "documents": chunk.to_vec(), "ordered": false };
+            write_command(db, session, collection, command).await?;
         }
         for chunk in self.updates.chunks(BULK_CHUNK) {
-            let reply = db
-                .run_command(
-                    doc! { "update": collection, "updates": chunk.to_vec(), "ordered": false },
-                )
-                .session(&mut *session)
-                .await
-                .with_context(|| format!("writing {collection}"))?;
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                anyhow::bail!("writing {collection}: {errors:?}");
-            }
+            let command =
+                doc! { "update": collection, "updates": chunk.to_vec(), "ordered": false };
+            let reply = write_command(db, session, collection, command).await?;
             let matched = reply
                 .get_i32("n")
                 .map(i64::from)
@@ -694,6 +673,26 @@ impl Writes {
         }
         Ok(())
     }
+}
+
+/// Runs a write command on `collection` in the transaction; returns its reply. A write error
+/// (a duplicate `_id` among them: another writer came in between) fails the batch, which is
+/// retried.
+async fn write_command(
+    db: &Database,
+    session: &mut ClientSession,
+    collection: &str,
+    command: Document,
+) -> anyhow::Result<Document> {
+    let reply = db
+        .run_command(command)
+        .session(&mut *session)
+        .await
+        .with_context(|| format!("writing {collection}"))?;
+    if let Ok(errors) = reply.get_array("writeErrors") {
+        anyhow::bail!("writing {collection} (the batch is retried): {errors:?}");
+    }
+    Ok(reply)
 }
 
 /// The documents of `collection` with these ids, read in the transaction.
