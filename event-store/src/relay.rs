@@ -350,8 +350,9 @@ struct InFlight {
 enum Waited {
     /// Kafka acknowledged it (or refused a message of it).
     Acknowledged(anyhow::Result<NextOffsets>),
-    /// New events were committed and there is room for another batch.
-    Notified,
+    /// There is room for another batch and new events were committed, or held-back ones
+    /// may be readable now.
+    ReadAgain,
     /// A `message_timeout` passed without the acknowledgement.
     Overdue,
 }
@@ -538,6 +539,10 @@ impl Relay {
 
             // A batch Kafka refused breaks out of this block with the error.
             let error = 'publish: {
+                // Committed events the last read could not take yet: they wait behind an older
+                // transaction that is still open (anywhere in the cluster: the snapshot's xmin is
+                // global). No notification announces its end, so the relay looks again soon.
+                let mut held = false;
                 if in_flight.len() < MAX_IN_FLIGHT {
                     let started = tokio::time::Instant::now();
                     let rows: Vec<EventRow> = sqlx::query_as(READ_BATCH)
@@ -577,12 +582,9 @@ impl Relay {
                             Err(error) => break 'publish error,
                         }
                     }
+                    held = held_back(connection, &cursor.0, cursor.1).await?;
                     if in_flight.is_empty() {
-                        if held_back(connection, &cursor.0, cursor.1).await? {
-                            // Committed events wait behind an older transaction that is still open
-                            // (anywhere in the cluster: the snapshot's xmin is global). No
-                            // notification announces its end, so look again soon instead of after
-                            // a poll interval.
+                        if held {
                             tokio::time::sleep(HELD_BACK_RECHECK).await;
                         } else {
                             self.wait_for_events(&mut listener).await;
@@ -593,8 +595,8 @@ impl Relay {
 
                 // As many batches in flight as allowed, or nothing more to read: wait for the
                 // oldest one's acknowledgement, then move the checkpoint over it. With room for
-                // another batch, a commit's notification reads on at once instead (its events
-                // would otherwise wait for an acknowledgement they do not need).
+                // another batch, a commit's notification (or the recheck of held-back events)
+                // reads on at once instead: those events need no earlier acknowledgement.
                 let room = in_flight.len() < MAX_IN_FLIGHT;
                 let Some(oldest) = in_flight.front_mut() else {
                     continue 'batches;
@@ -604,13 +606,16 @@ impl Relay {
                     result = &mut oldest.acknowledgement => Waited::Acknowledged(result),
                     () = tokio::time::sleep_until(oldest.overdue_at) => Waited::Overdue,
                     () = notified(&mut listener, self.settings.poll_interval), if room => {
-                        Waited::Notified
+                        Waited::ReadAgain
+                    }
+                    () = tokio::time::sleep(HELD_BACK_RECHECK), if room && held => {
+                        Waited::ReadAgain
                     }
                 };
                 let next_offsets = match waited {
                     Waited::Acknowledged(Ok(next_offsets)) => next_offsets,
                     Waited::Acknowledged(Err(error)) => break 'publish error,
-                    Waited::Notified => continue 'batches,
+                    Waited::ReadAgain => continue 'batches,
                     Waited::Overdue => {
                         oldest.overdue_at += self.settings.message_timeout;
                         let waited_ms = oldest.started.elapsed().as_millis();

@@ -365,20 +365,41 @@ async fn a_batch_awaiting_its_acknowledgement_does_not_hold_back_newer_events() 
         || async { (status.in_flight() == 2).then_some(()) },
     )
     .await;
+    // A third commit is held back behind an older transaction that is still open; that
+    // transaction's end notifies nobody, and the relay still reads the event soon after.
+    let mut older = db.pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .expect("an xid");
+    insert_notified(&db.pool, "ahead", 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status.in_flight(),
+        2,
+        "held back while the older transaction is open"
+    );
+    older.rollback().await.expect("rollback");
+    eventually(
+        EVENTUALLY,
+        "the held-back event in flight beside the others",
+        || async { (status.in_flight() == 3).then_some(()) },
+    )
+    .await;
 
     broker.resume();
     wait_caught_up(&db.pool).await;
-    assert_eq!(status.in_flight(), 0, "both acknowledged");
+    assert_eq!(status.in_flight(), 0, "all acknowledged");
     running.stop().await;
-    let received = consume_at(&broker.brokers(), &prefix, 3, Duration::from_secs(3)).await;
+    let received = consume_at(&broker.brokers(), &prefix, 4, Duration::from_secs(3)).await;
     let distinct: HashSet<String> = received.iter().map(Received::event_id).collect();
-    assert_eq!(distinct.len(), 3, "every committed event arrived");
+    assert_eq!(distinct.len(), 4, "every committed event arrived");
     let mut sequences = sequences_by_aggregate(&received);
     let mut ahead = sequences
         .remove("ahead")
         .expect("the events of 'ahead' arrived");
     ahead.dedup();
-    assert_eq!(ahead, vec![1, 2], "in order");
+    assert_eq!(ahead, vec![1, 2, 3], "in order");
 }
 
 /// Commits one event of task `aggregate` with its notification, as the repository's append does.
