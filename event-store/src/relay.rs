@@ -584,11 +584,14 @@ impl Relay {
                     }
                     held = held_back(connection, &cursor.0, cursor.1).await?;
                     if in_flight.is_empty() {
-                        if held {
-                            tokio::time::sleep(HELD_BACK_RECHECK).await;
+                        // Held back: the older transaction's own commit usually notifies; the
+                        // recheck covers one that notifies nothing.
+                        let poll = if held {
+                            self.settings.poll_interval.min(HELD_BACK_RECHECK)
                         } else {
-                            self.wait_for_events(&mut listener).await;
-                        }
+                            self.settings.poll_interval
+                        };
+                        wait_for_events(&mut listener, poll).await;
                         continue 'batches;
                     }
                 }
@@ -728,12 +731,6 @@ impl Relay {
         }
         tokio::time::sleep(pause).await;
         Ok(())
-    }
-
-    /// Waits for a notification or the poll interval, whichever comes first.
-    async fn wait_for_events(&self, listener: &mut PgListener) {
-        let poll = self.settings.poll_interval;
-        let _elapsed = tokio::time::timeout(poll, notified(listener, poll)).await;
     }
 
     /// Hands every event of the batch to the producer, in order; returns the deliveries to wait
@@ -971,6 +968,11 @@ fn acknowledgement(deliveries: Vec<(String, DeliveryFuture)>) -> Acknowledgement
         }
         Ok(next_offsets)
     })
+}
+
+/// Waits for a notification or `poll`, whichever comes first.
+async fn wait_for_events(listener: &mut PgListener, poll: Duration) {
+    let _elapsed = tokio::time::timeout(poll, notified(listener, poll)).await;
 }
 
 /// Resolves on a notification of committed events (the buffered ones coalesced). A failed

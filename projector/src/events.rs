@@ -1,4 +1,6 @@
-//! Reading events from the PostgreSQL event store (gap filling and replay).
+//! Reading events from the PostgreSQL event store (gap filling and replay): one aggregate's
+//! events, the committed events in commit order, and (the replay's first phase) the events below
+//! a fixed boundary in aggregate order.
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -127,20 +129,150 @@ pub async fn next_batch(
         .collect())
 }
 
-/// How many events there are in all, and how many are at or before `position`.
+/// Where the replay's first phase stands: the events it folds (those of transactions below
+/// `below_xmin`, every one of them committed) and the last one it folded, in aggregate order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateCursor {
+    /// The snapshot's xmin (xid8, as text) when the replay started: every transaction below it
+    /// had ended, so the events below it are a fixed set.
+    pub below_xmin: String,
+    /// The last event folded: `(aggregate_type, aggregate_id, sequence)` (empty strings and 0
+    /// before the first).
+    pub after: (String, String, i64),
+}
+
+/// The start of a replay: the events it can fold by aggregate, and the position in commit
+/// order that is the last of them (the in-order phase continues after it).
 ///
 /// # Errors
 /// PostgreSQL unreachable.
-pub async fn progress(pool: &PgPool, position: &Position) -> anyhow::Result<(u64, u64)> {
-    let (total, done): (i64, i64) = sqlx::query_as(
-        "SELECT count(*),
-                count(*) FILTER (WHERE (transaction_id, global_position) <= ($1::text::xid8, $2))
-           FROM events",
-    )
-    .bind(&position.transaction_id)
-    .bind(position.global_position)
-    .fetch_one(pool)
-    .await
+pub async fn boundary(pool: &PgPool) -> anyhow::Result<(AggregateCursor, Position)> {
+    let (below_xmin, transaction_id, global_position): (String, Option<String>, Option<i64>) =
+        sqlx::query_as(
+            "WITH snapshot AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+             SELECT snapshot.xmin::text, last.transaction_id::text, last.global_position
+               FROM snapshot
+               LEFT JOIN LATERAL (
+                    SELECT transaction_id, global_position FROM events
+                     WHERE transaction_id < snapshot.xmin
+                     ORDER BY transaction_id DESC, global_position DESC
+                     LIMIT 1) last ON true",
+        )
+        .fetch_one(pool)
+        .await
+        .context("reading the replay's boundary")?;
+    let end = match (transaction_id, global_position) {
+        (Some(transaction_id), Some(global_position)) => Position {
+            transaction_id,
+            global_position,
+        },
+        _ => Position::start(),
+    };
+    Ok((
+        AggregateCursor {
+            below_xmin,
+            after: (String::new(), String::new(), 0),
+        },
+        end,
+    ))
+}
+
+/// The next events of the replay's first phase after `cursor.after`, in aggregate order
+/// (`aggregate_type, aggregate_id, sequence`: the primary key), at most `limit`, with the
+/// cursor after the last of them.
+///
+/// # Errors
+/// PostgreSQL unreachable.
+pub async fn next_by_aggregate(
+    pool: &PgPool,
+    cursor: &AggregateCursor,
+    limit: i64,
+) -> anyhow::Result<(AggregateCursor, Vec<Envelope>)> {
+    let (aggregate_type, aggregate_id, sequence) = &cursor.after;
+    let read = async {
+        let mut transaction = pool.begin().await?;
+        // PostgreSQL estimates a row comparison by its first column alone (here: the aggregate
+        // types after this one), so it expects a few rows and plans a scan of every event after
+        // the cursor plus a sort: 150 ms a batch over 100,000 events, growing with the store.
+        // Walking the primary key in order reads only the batch (17 ms).
+        sqlx::query("SET LOCAL enable_sort = off")
+            .execute(&mut *transaction)
+            .await?;
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events
+              WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3)
+                AND transaction_id < $4::text::xid8
+              ORDER BY aggregate_type, aggregate_id, sequence
+              LIMIT $5"
+        ))
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .bind(&cursor.below_xmin)
+        .bind(limit)
+        .fetch_all(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok::<_, sqlx::Error>(rows)
+    };
+    let rows = read
+        .await
+        .context("reading a batch of events in aggregate order")?;
+    let mut next = cursor.clone();
+    if let Some(last) = rows.last() {
+        next.after = (
+            last.aggregate_type.clone(),
+            last.aggregate_id.clone(),
+            last.sequence,
+        );
+    }
+    Ok((
+        next,
+        rows.into_iter().map(|row| row.into_envelope().1).collect(),
+    ))
+}
+
+/// How many events there are in all, and how many a replay folded: those at or before
+/// `position` in commit order, or, while its first phase runs (`by_aggregate`), those below the
+/// boundary at or before the cursor in aggregate order.
+///
+/// # Errors
+/// PostgreSQL unreachable.
+pub async fn progress(
+    pool: &PgPool,
+    position: &Position,
+    by_aggregate: Option<&AggregateCursor>,
+) -> anyhow::Result<(u64, u64)> {
+    let (total, done): (i64, i64) = match by_aggregate {
+        Some(cursor) => {
+            let (aggregate_type, aggregate_id, sequence) = &cursor.after;
+            sqlx::query_as(
+                "SELECT count(*),
+                        count(*) FILTER (WHERE transaction_id < $1::text::xid8
+                                           AND (aggregate_type, aggregate_id, sequence)
+                                               <= ($2, $3, $4))
+                   FROM events",
+            )
+            .bind(&cursor.below_xmin)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .bind(sequence)
+            .fetch_one(pool)
+            .await
+        }
+        None => {
+            sqlx::query_as(
+                "SELECT count(*),
+                        count(*) FILTER (WHERE (transaction_id, global_position)
+                                               <= ($1::text::xid8, $2))
+                   FROM events",
+            )
+            .bind(&position.transaction_id)
+            .bind(position.global_position)
+            .fetch_one(pool)
+            .await
+        }
+    }
     .context("counting events")?;
     Ok((
         u64::try_from(total).unwrap_or(0),

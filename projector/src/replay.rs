@@ -1,14 +1,20 @@
 //! `projector replay`: rebuilds the read models from the event store into a new generation,
 //! then swaps the pointer (ADR 0003).
 //!
-//! 1. Reads every committed event, in `(transaction_id, global_position)` order and only from
-//!    transactions older than every running one, a batch at a time, and applies each batch to
-//!    generation N+1 with the live projector's own [`Store::apply_batch`] (ADR 0005); the
-//!    batch's transaction also moves the checkpoint in `projector_replay`, so a killed replay
-//!    resumes exactly where its last batch ended.
-//! 2. Repeats until no event is left (caught up), builds the tasks' indexes (once, over the
-//!    folded collection: cheaper than keeping seven indexes through every write), writes the
-//!    overdue notifications, swaps the pointer in `read_model_meta`.
+//! 1. Fixes a boundary: the events of every transaction older than every running one (all
+//!    committed, a set that no longer changes). Reads them in aggregate order (the primary key),
+//!    a batch at a time, and applies each batch to generation N+1 with the live projector's own
+//!    [`Store::apply_batch`] (ADR 0005). An aggregate's events arrive together, so its document
+//!    is written once (an insert) instead of once per batch its events are spread over; this is
+//!    the same fold as commit order because a document holds its own aggregate's events only and
+//!    statistics are sums (ADR 0005, "Replay in aggregate order"). The batch's transaction also
+//!    moves the checkpoint in `projector_replay`, so a killed replay resumes exactly where its
+//!    last batch ended.
+//! 2. Then reads what committed after the boundary in `(transaction_id, global_position)` order
+//!    (only from transactions older than every running one), until no event is left (caught up),
+//!    builds the tasks' indexes (once, over the folded collection: cheaper than keeping seven
+//!    indexes through every write), writes the overdue notifications, swaps the pointer in
+//!    `read_model_meta`.
 //! 3. Catches up again the same way (live projectors now write to N+1 too; the version guards
 //!    and the transactions make the overlap harmless), then drops generation N.
 //!
@@ -21,12 +27,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::TryStreamExt as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mongodb::bson::{self, Document, doc};
+use mongodb::bson::{self, Bson, Document, doc};
 use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, kind};
 use read_model::{Generation, IndexScope, keys, names};
 use serde::de::DeserializeOwned;
 
-use crate::events::{self, Position};
+use crate::events::{self, AggregateCursor, Position};
 use crate::settings::ProjectorSettings;
 use crate::store::{self, AlsoWrite, BatchOptions, Store};
 
@@ -98,7 +104,10 @@ impl ReplayReport {
 #[derive(Debug, Clone)]
 struct Checkpoint {
     generation: u64,
+    /// Where the in-order phase starts (or went on from).
     position: Position,
+    /// While the first phase (aggregate order) is not done: where it stands.
+    by_aggregate: Option<AggregateCursor>,
     status: String,
 }
 
@@ -115,25 +124,56 @@ async fn read_checkpoint(db: &mongodb::Database) -> anyhow::Result<Option<Checkp
                 transaction_id: d.get_str("transaction_id").ok()?.to_owned(),
                 global_position: d.get_i64("global_position").ok()?,
             },
+            by_aggregate: d.get_document("by_aggregate").ok().and_then(|c| {
+                Some(AggregateCursor {
+                    below_xmin: c.get_str("below_xmin").ok()?.to_owned(),
+                    after: (
+                        c.get_str("aggregate_type").ok()?.to_owned(),
+                        c.get_str("aggregate_id").ok()?.to_owned(),
+                        c.get_i64("sequence").ok()?,
+                    ),
+                })
+            }),
             status: d.get_str("status").ok()?.to_owned(),
         })
     }))
 }
 
-/// The checkpoint as a write of the batch that reaches `position`.
-fn checkpoint_write(generation: u64, position: &Position, status: &str) -> AlsoWrite {
+/// The checkpoint as a write of the batch that reaches `position` (or, in the first phase,
+/// `by_aggregate`).
+fn checkpoint_write(
+    generation: u64,
+    position: &Position,
+    by_aggregate: Option<&AggregateCursor>,
+    status: &str,
+) -> AlsoWrite {
     AlsoWrite {
         collection: names::REPLAY.to_owned(),
         id: CHECKPOINT_ID.to_owned(),
-        set: checkpoint_fields(generation, position, status),
+        set: checkpoint_fields(generation, position, by_aggregate, status),
     }
 }
 
-fn checkpoint_fields(generation: u64, position: &Position, status: &str) -> Document {
+fn checkpoint_fields(
+    generation: u64,
+    position: &Position,
+    by_aggregate: Option<&AggregateCursor>,
+    status: &str,
+) -> Document {
+    let by_aggregate = by_aggregate.map_or(Bson::Null, |cursor| {
+        let (aggregate_type, aggregate_id, sequence) = &cursor.after;
+        Bson::Document(doc! {
+            "below_xmin": &cursor.below_xmin,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "sequence": sequence,
+        })
+    });
     doc! {
         "generation": i64::try_from(generation).unwrap_or(i64::MAX),
         "transaction_id": &position.transaction_id,
         "global_position": position.global_position,
+        "by_aggregate": by_aggregate,
         "status": status,
         "updated_at": bson::DateTime::now(),
     }
@@ -143,10 +183,11 @@ async fn write_checkpoint(
     db: &mongodb::Database,
     generation: u64,
     position: &Position,
+    by_aggregate: Option<&AggregateCursor>,
     status: &str,
     fresh: bool,
 ) -> anyhow::Result<()> {
-    let mut set = checkpoint_fields(generation, position, status);
+    let mut set = checkpoint_fields(generation, position, by_aggregate, status);
     if fresh {
         set.insert("started_at", bson::DateTime::now());
     }
@@ -185,7 +226,8 @@ pub async fn replay(
         // No secondary indexes: nothing queries the scratch generation but the comparison.
         drop_generation(store, scratch).await?;
         let mut builder = Builder::new(store, scratch, options.progress, false);
-        let folded = builder.fold(settings, Position::start(), false).await;
+        let (cursor, end) = events::boundary(&store.pool).await?;
+        let folded = builder.fold(settings, Some(cursor), end, false).await;
         let outcome = match folded {
             Ok(events) => {
                 store
@@ -231,7 +273,12 @@ pub async fn replay(
             let generation = checkpoint.generation;
             let mut builder = Builder::new(store, generation, options.progress, true);
             report.events = builder
-                .fold(settings, checkpoint.position.clone(), true)
+                .fold(
+                    settings,
+                    checkpoint.by_aggregate.clone(),
+                    checkpoint.position.clone(),
+                    true,
+                )
                 .await?;
             builder.finish_build().await?;
             (generation, builder.position, Some(pointer.active))
@@ -245,9 +292,10 @@ pub async fn replay(
             // is one transaction on secantusd-rs, and one over a million-event replay's
             // notifications outgrew its cache and never finished (ADR 0005).
             read_model::ensure_indexes(db, generation, IndexScope::AllButTasks).await?;
-            write_checkpoint(db, generation, &Position::start(), "building", true).await?;
+            let (cursor, end) = events::boundary(&store.pool).await?;
+            write_checkpoint(db, generation, &end, Some(&cursor), "building", true).await?;
             let mut builder = Builder::new(store, generation, options.progress, true);
-            report.events = builder.fold(settings, Position::start(), true).await?;
+            report.events = builder.fold(settings, Some(cursor), end, true).await?;
             builder.finish_build().await?;
             (generation, builder.position, Some(pointer.active))
         }
@@ -257,7 +305,7 @@ pub async fn replay(
 
     if Generation::active(db).await? != generation {
         Generation::swap(db, generation).await?;
-        write_checkpoint(db, generation, &position, "swapped", false).await?;
+        write_checkpoint(db, generation, &position, None, "swapped", false).await?;
         say(&format!(
             "swapped the read models to generation {generation}"
         ));
@@ -265,7 +313,7 @@ pub async fn replay(
     let swapped_at = Instant::now();
     tokio::time::sleep(SETTLE).await;
     let caught_up = catch_up(store, settings, generation, position).await?;
-    write_checkpoint(db, generation, &caught_up, "swapped", false).await?;
+    write_checkpoint(db, generation, &caught_up, None, "swapped", false).await?;
     if let Some(previous) = previous.filter(|p| *p != generation) {
         let wait =
             Duration::from_secs(settings.drop_old_after_secs).saturating_sub(swapped_at.elapsed());
@@ -273,7 +321,7 @@ pub async fn replay(
         drop_generation(store, previous).await?;
         say(&format!("dropped generation {previous}"));
     }
-    write_checkpoint(db, generation, &caught_up, "done", false).await?;
+    write_checkpoint(db, generation, &caught_up, None, "done", false).await?;
     Ok(report)
 }
 
@@ -365,15 +413,19 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Folds every committed event after `from`; each batch writes the checkpoint in its own
-    /// transaction when `checkpoint` (none for a dry run). Returns the number of events folded.
+    /// Folds every committed event not folded yet: first, while `by_aggregate` is set, the
+    /// events below its boundary in aggregate order from where it stands; then those after
+    /// `from` in commit order. Each batch writes the checkpoint in its own transaction when
+    /// `checkpoint` (none for a dry run). Returns the number of events folded.
     async fn fold(
         &mut self,
         settings: &ProjectorSettings,
+        by_aggregate: Option<AggregateCursor>,
         from: Position,
         checkpoint: bool,
     ) -> anyhow::Result<u64> {
-        let (total, done) = events::progress(&self.store.pool, &from).await?;
+        let (total, done) =
+            events::progress(&self.store.pool, &from, by_aggregate.as_ref()).await?;
         self.bar.set_length(total);
         self.bar.set_position(done);
         self.bar.reset_eta();
@@ -382,55 +434,94 @@ impl<'a> Builder<'a> {
         let store = self.store;
         let pool = &store.pool;
         let size = settings.replay_batch_size;
+
+        if let Some(cursor) = by_aggregate {
+            let (mut cursor, mut batch) = events::next_by_aggregate(pool, &cursor, size).await?;
+            while !batch.is_empty() {
+                let count = batch.len() as u64;
+                let also = checkpoint.then(|| {
+                    checkpoint_write(self.generation, &self.position, Some(&cursor), "building")
+                });
+                // The next batch is read from PostgreSQL while this one is written to MongoDB.
+                let (applied, next) = tokio::join!(
+                    apply_with_retries(store, self.generation, batch, self.options(also)),
+                    events::next_by_aggregate(pool, &cursor, size),
+                );
+                log_parked(&applied?.parked);
+                (cursor, batch) = next?;
+                folded += count;
+                self.advance(count);
+            }
+        }
+
         let mut batch = events::next_batch(pool, &self.position, size).await?;
         while let Some((last, _)) = batch.last() {
             let last = last.clone();
             let count = batch.len() as u64;
-            let also = checkpoint.then(|| checkpoint_write(self.generation, &last, "building"));
-            let options = BatchOptions {
-                hold_parked: false,
-                park: self.park,
-                also,
-            };
+            let also =
+                checkpoint.then(|| checkpoint_write(self.generation, &last, None, "building"));
             let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
-            // The next batch is read from PostgreSQL while this one is written to MongoDB.
             let (applied, next) = tokio::join!(
-                apply_with_retries(store, self.generation, envelopes, options),
+                apply_with_retries(store, self.generation, envelopes, self.options(also)),
                 events::next_batch(pool, &last, size),
             );
-            let applied = applied?;
+            log_parked(&applied?.parked);
             batch = next?;
-            for parked in applied.parked {
-                tracing::warn!(
-                    aggregate_type = parked.envelope.aggregate_type,
-                    aggregate_id = parked.envelope.aggregate_id,
-                    sequence = parked.envelope.sequence,
-                    reason = parked.reason,
-                    "replay: event cannot be applied; its aggregate is parked"
-                );
-            }
             self.position = last;
             folded += count;
-            if self
-                .bar
-                .length()
-                .is_some_and(|len| self.bar.position() + count > len)
-            {
-                self.bar.set_length(self.bar.position() + count);
-            }
-            self.bar.inc(count);
+            self.advance(count);
         }
         self.bar.finish_and_clear();
         Ok(folded)
     }
 
+    fn options(&self, also: Option<AlsoWrite>) -> BatchOptions {
+        BatchOptions {
+            hold_parked: false,
+            park: self.park,
+            also,
+        }
+    }
+
+    fn advance(&self, count: u64) {
+        if self
+            .bar
+            .length()
+            .is_some_and(|len| self.bar.position() + count > len)
+        {
+            self.bar.set_length(self.bar.position() + count);
+        }
+        self.bar.inc(count);
+    }
+
     /// After the fold of a real replay: the tasks' indexes, then the overdue notifications.
     async fn finish_build(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
         read_model::ensure_indexes(&self.store.db, self.generation, IndexScope::All).await?;
-        self.store
+        let indexed = started.elapsed();
+        let overdue = self
+            .store
             .overdue_pass(self.generation, chrono::Utc::now().date_naive())
             .await?;
+        tracing::debug!(
+            indexes_ms = indexed.as_millis(),
+            overdue,
+            overdue_ms = (started.elapsed() - indexed).as_millis(),
+            "replay: indexes built, overdue notifications written"
+        );
         Ok(())
+    }
+}
+
+fn log_parked(parked: &[crate::model::ParkedAt]) {
+    for parked in parked {
+        tracing::warn!(
+            aggregate_type = parked.envelope.aggregate_type,
+            aggregate_id = parked.envelope.aggregate_id,
+            sequence = parked.envelope.sequence,
+            reason = parked.reason,
+            "replay: event cannot be applied; its aggregate is parked"
+        );
     }
 }
 

@@ -40,7 +40,10 @@ pub struct Settings {
 pub struct ProjectorSettings {
     /// Kafka consumer group (`GROUP_ID`, default `tasktrail-projector`).
     pub group_id: String,
-    /// Messages per batch at most (`BATCH_SIZE`, default 2000).
+    /// Messages per batch at most (`BATCH_SIZE`, default 20000). A batch is whatever has
+    /// arrived, so this bounds only a backlog's batches: the bigger they are, the more events
+    /// of one document a single write covers (catch-up over a 57,000-event backlog: 2,000 a
+    /// batch 5,600 events/s, 20,000 a batch 8,800 events/s on secantusd-rs).
     pub batch_size: usize,
     /// The longest a fetch waits at the broker for new messages (`FETCH_WAIT_MAX_MS`, default
     /// 10): the most a quiet projector adds to the read-your-writes lag.
@@ -62,7 +65,7 @@ impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
             group_id: "tasktrail-projector".to_owned(),
-            batch_size: 2000,
+            batch_size: 20_000,
             fetch_wait_max_ms: 10,
             session_timeout_ms: 6000,
             heartbeat_interval_ms: 500,

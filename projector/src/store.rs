@@ -22,14 +22,14 @@
 //! its aggregate, and two projector members that move the same statistics conflict on them and
 //! one retries.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use futures::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{ClientSession, Database};
-use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, status};
+use read_model::documents::{ProjectView, TaskView, UserView, status};
 use read_model::names::StatsOwner;
 use read_model::{Envelope, keys, names};
 use redis::aio::ConnectionManager;
@@ -180,18 +180,27 @@ impl Store {
                 .or_default()
                 .push(envelope);
         }
-        if options.hold_parked {
-            let keys: Vec<AggregateKey> = groups.keys().cloned().collect();
-            for key in parked::parked_among(&self.db, &keys).await? {
-                if let Some(held) = groups.remove(&key) {
-                    parked::hold(&self.db, &key, &held).await?;
+        // Which of the batch's aggregates are parked, and which events an operator dropped: two
+        // reads at once (each a round trip on the path of every event).
+        let keys: Vec<AggregateKey> = groups.keys().cloned().collect();
+        let (parked, dropped) = tokio::try_join!(
+            async {
+                if options.hold_parked {
+                    parked::parked_among(&self.db, &keys).await
+                } else {
+                    Ok(HashSet::new())
                 }
+            },
+            parked::dropped(&self.db),
+        )?;
+        for key in parked {
+            if let Some(held) = groups.remove(&key) {
+                parked::hold(&self.db, &key, &held).await?;
             }
         }
         if groups.is_empty() {
             return Ok(Applied::default());
         }
-        let dropped = parked::dropped(&self.db).await?;
 
         let started = std::time::Instant::now();
         let mut session = self
@@ -257,8 +266,8 @@ impl Store {
     }
 
     /// Reads what the batch touches: its aggregates' documents, then the statistics of the
-    /// projects and assignees its tasks count in. Fills each group from the event store when it
-    /// starts after a gap, and sorts it by sequence.
+    /// projects and assignees its tasks count in. Sorts each group by sequence and fills it from
+    /// the event store when it has a gap (before its first event or inside it).
     async fn load(
         &self,
         session: &mut ClientSession,
@@ -311,7 +320,13 @@ impl Store {
             group.sort_by_key(|e| e.sequence);
             group.dedup_by_key(|e| e.sequence);
             let version = versions.get(key).copied().unwrap_or(0);
-            if group.first().is_some_and(|e| e.sequence > version + 1) {
+            // The events after the stored version must follow it without a hole (one can sit
+            // before the batch's first event or between two of them).
+            let unapplied = group.iter().filter(|e| e.sequence > version);
+            if unapplied
+                .zip(version + 1..)
+                .any(|(e, next)| e.sequence != next)
+            {
                 tracing::debug!(
                     aggregate_type = key.0,
                     aggregate_id = key.1,
@@ -535,35 +550,15 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts a notification unless one with its id exists.
-    ///
-    /// # Errors
-    /// MongoDB unreachable.
-    pub async fn insert_notification(
-        &self,
-        generation: u64,
-        notification: &NotificationView,
-    ) -> anyhow::Result<()> {
-        let document =
-            read_model::codec::to_document(notification).context("encoding a notification")?;
-        self.db
-            .collection::<Document>(&names::notifications(generation))
-            .update_one(
-                doc! { "_id": &notification.id },
-                doc! { "$setOnInsert": document },
-            )
-            .upsert(true)
-            .await
-            .context("inserting a notification")?;
-        Ok(())
-    }
-
     /// Writes the overdue notifications of every open task due before `today`; returns how many
-    /// tasks are overdue.
+    /// tasks are overdue. Notifications have deterministic ids (task and due date), so they are
+    /// inserted in unordered bulk commands and one that exists already (a duplicate `_id`) is
+    /// left as it is: running the pass again changes nothing.
     ///
     /// # Errors
-    /// MongoDB unreachable.
+    /// MongoDB unreachable, or a write error other than a duplicate `_id`.
     pub async fn overdue_pass(&self, generation: u64, today: NaiveDate) -> anyhow::Result<u64> {
+        let collection = names::notifications(generation);
         let today_text = today.format("%Y-%m-%d").to_string();
         let mut cursor = self
             .db
@@ -576,15 +571,50 @@ impl Store {
             .await
             .context("finding overdue tasks")?;
         let mut overdue = 0;
-        while let Some(task) = cursor.try_next().await.context("reading overdue tasks")? {
-            if let Some(notification) = projection::overdue_notification(&task, today) {
-                self.insert_notification(generation, &notification).await?;
+        let mut chunk = Vec::with_capacity(BULK_CHUNK);
+        loop {
+            let task = cursor.try_next().await.context("reading overdue tasks")?;
+            if let Some(notification) = task
+                .as_ref()
+                .and_then(|task| projection::overdue_notification(task, today))
+            {
+                chunk.push(
+                    read_model::codec::to_document(&notification)
+                        .context("encoding a notification")?,
+                );
                 overdue += 1;
             }
+            if chunk.len() == BULK_CHUNK || (task.is_none() && !chunk.is_empty()) {
+                let command = doc! {
+                    "insert": &collection,
+                    "documents": std::mem::take(&mut chunk),
+                    "ordered": false,
+                };
+                let reply = self
+                    .db
+                    .run_command(command)
+                    .await
+                    .context("inserting overdue notifications")?;
+                let errors = reply.get_array("writeErrors").map(Vec::as_slice);
+                let other = errors.unwrap_or_default().iter().find(|error| {
+                    error
+                        .as_document()
+                        .and_then(|e| e.get_i32("code").ok())
+                        .is_none_or(|code| code != DUPLICATE_KEY)
+                });
+                if let Some(error) = other {
+                    anyhow::bail!("inserting overdue notifications: {error:?}");
+                }
+            }
+            if task.is_none() {
+                return Ok(overdue);
+            }
         }
-        Ok(overdue)
     }
 }
+
+/// MongoDB's error code for a duplicate key.
+const DUPLICATE_KEY: i32 = 11000;
 
 /// The ids of the aggregates of one type in a batch.
 fn ids_of(groups: &HashMap<AggregateKey, Vec<Envelope>>, aggregate_type: &str) -> Vec<String> {
