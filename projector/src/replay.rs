@@ -494,19 +494,30 @@ impl<'a> Builder<'a> {
         self.bar.inc(count);
     }
 
-    /// After the fold of a real replay: the tasks' indexes, then the overdue notifications.
+    /// After the fold of a real replay: the tasks' indexes and, at the same time (the overdue
+    /// pass reads the tasks and writes notifications, whose indexes exist), the overdue
+    /// notifications.
     async fn finish_build(&mut self) -> anyhow::Result<()> {
-        let started = Instant::now();
-        read_model::ensure_indexes(&self.store.db, self.generation, IndexScope::All).await?;
-        let indexed = started.elapsed();
-        let overdue = self
-            .store
-            .overdue_pass(self.generation, chrono::Utc::now().date_naive())
-            .await?;
+        let (indexed, overdue) = tokio::join!(
+            async {
+                let started = Instant::now();
+                read_model::ensure_indexes(&self.store.db, self.generation, IndexScope::All)
+                    .await
+                    .map(|()| started.elapsed())
+            },
+            async {
+                let started = Instant::now();
+                self.store
+                    .overdue_pass(self.generation, chrono::Utc::now().date_naive())
+                    .await
+                    .map(|overdue| (overdue, started.elapsed()))
+            },
+        );
+        let (indexed, (overdue, overdue_took)) = (indexed?, overdue?);
         tracing::debug!(
             indexes_ms = indexed.as_millis(),
             overdue,
-            overdue_ms = (started.elapsed() - indexed).as_millis(),
+            overdue_ms = overdue_took.as_millis(),
             "replay: indexes built, overdue notifications written"
         );
         Ok(())

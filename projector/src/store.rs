@@ -202,6 +202,58 @@ impl Store {
             return Ok(Applied::default());
         }
 
+        // An aggregate whose first event here is its creation has no document yet, unless the
+        // batch is a redelivery: its document is not read but inserted, and an insert that
+        // meets one (a duplicate `_id`) makes the batch run again reading every document.
+        let (mut model, applied) = match self
+            .transact(
+                generation,
+                &mut groups,
+                &dropped,
+                options.also.as_ref(),
+                false,
+            )
+            .await
+        {
+            Err(error) if error.is::<DuplicateInsert>() => {
+                tracing::debug!(
+                    error = format!("{error:#}"),
+                    "projector: a created aggregate has a document already; reading them all"
+                );
+                self.transact(
+                    generation,
+                    &mut groups,
+                    &dropped,
+                    options.also.as_ref(),
+                    true,
+                )
+                .await?
+            }
+            outcome => outcome?,
+        };
+        let parked = std::mem::take(&mut model.parked);
+        if options.park {
+            for at in parked.values() {
+                parked::park(&self.db, &at.envelope, &at.reason, at.held.clone()).await?;
+            }
+        }
+        Ok(Applied {
+            applied,
+            parked: parked.into_values().collect(),
+        })
+    }
+
+    /// The batch's MongoDB transaction, then its Redis copy: reads what it touches (with
+    /// `read_created`, also the documents of aggregates it creates), folds, writes, commits.
+    /// Returns the model and the number of events applied.
+    async fn transact(
+        &self,
+        generation: u64,
+        groups: &mut HashMap<AggregateKey, Vec<Envelope>>,
+        dropped: &HashSet<(String, String, i64)>,
+        also: Option<&AlsoWrite>,
+        read_created: bool,
+    ) -> anyhow::Result<(Model, u64)> {
         let started = std::time::Instant::now();
         let mut session = self
             .db
@@ -213,12 +265,14 @@ impl Store {
             .start_transaction()
             .await
             .context("starting a MongoDB transaction")?;
-        let (mut model, loaded) = self.load(&mut session, generation, &mut groups).await?;
-        model.dropped = dropped;
+        let (mut model, loaded) = self
+            .load(&mut session, generation, groups, read_created)
+            .await?;
+        model.dropped = dropped.clone();
         let loaded_at = started.elapsed();
 
         let mut applied = 0;
-        for (key, group) in &groups {
+        for (key, group) in groups.iter() {
             for envelope in group {
                 match model.apply(envelope) {
                     Outcome::Applied => applied += 1,
@@ -233,7 +287,7 @@ impl Store {
         }
         let folded_at = started.elapsed();
         let written = self
-            .write(&mut session, generation, &mut model, &loaded, options.also)
+            .write(&mut session, generation, &mut model, &loaded, also.cloned())
             .await?;
         let written_at = started.elapsed();
         session
@@ -253,16 +307,7 @@ impl Store {
             redis_ms = (started.elapsed() - committed_at).as_millis(),
             "projector: batch timings"
         );
-        let parked = std::mem::take(&mut model.parked);
-        if options.park {
-            for at in parked.values() {
-                parked::park(&self.db, &at.envelope, &at.reason, at.held.clone()).await?;
-            }
-        }
-        Ok(Applied {
-            applied,
-            parked: parked.into_values().collect(),
-        })
+        Ok((model, applied))
     }
 
     /// Reads what the batch touches: its aggregates' documents, then the statistics of the
@@ -273,26 +318,27 @@ impl Store {
         session: &mut ClientSession,
         generation: u64,
         groups: &mut HashMap<AggregateKey, Vec<Envelope>>,
+        read_created: bool,
     ) -> anyhow::Result<(Model, Loaded)> {
         let raw_users = find_by_ids(
             &self.db,
             session,
             &names::users(generation),
-            &ids_of(groups, "user"),
+            &ids_of(groups, "user", read_created),
         )
         .await?;
         let raw_projects = find_by_ids(
             &self.db,
             session,
             &names::projects(generation),
-            &ids_of(groups, "project"),
+            &ids_of(groups, "project", read_created),
         )
         .await?;
         let raw_tasks = find_by_ids(
             &self.db,
             session,
             &names::tasks(generation),
-            &ids_of(groups, "task"),
+            &ids_of(groups, "task", read_created),
         )
         .await?;
         let users: Vec<UserView> = decode_all(&raw_users)?;
@@ -616,14 +662,37 @@ impl Store {
 /// MongoDB's error code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
 
-/// The ids of the aggregates of one type in a batch.
-fn ids_of(groups: &HashMap<AggregateKey, Vec<Envelope>>, aggregate_type: &str) -> Vec<String> {
+/// The ids of the aggregates of one type in a batch whose documents it reads: all of them with
+/// `read_created`, else those it does not create (whose events start after sequence 1).
+fn ids_of(
+    groups: &HashMap<AggregateKey, Vec<Envelope>>,
+    aggregate_type: &str,
+    read_created: bool,
+) -> Vec<String> {
     groups
-        .keys()
-        .filter(|(t, _)| t == aggregate_type)
-        .map(|(_, id)| id.clone())
+        .iter()
+        .filter(|((t, _), group)| {
+            t == aggregate_type
+                && (read_created || group.iter().map(|e| e.sequence).min() != Some(1))
+        })
+        .map(|((_, id), _)| id.clone())
         .collect()
 }
+
+/// An insert met a document with its `_id`: the batch read too little (a redelivered creation)
+/// or another writer came in between.
+#[derive(Debug)]
+struct DuplicateInsert {
+    collection: String,
+}
+
+impl std::fmt::Display for DuplicateInsert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: a document with this _id exists", self.collection)
+    }
+}
+
+impl std::error::Error for DuplicateInsert {}
 
 /// The writes of one collection in a batch: new documents and guarded updates.
 #[derive(Debug, Default, PartialEq)]
@@ -720,6 +789,18 @@ async fn write_command(
         .await
         .with_context(|| format!("writing {collection}"))?;
     if let Ok(errors) = reply.get_array("writeErrors") {
+        let duplicates = errors.iter().all(|error| {
+            error
+                .as_document()
+                .and_then(|e| e.get_i32("code").ok())
+                .is_some_and(|code| code == DUPLICATE_KEY)
+        });
+        if duplicates {
+            return Err(DuplicateInsert {
+                collection: collection.to_owned(),
+            }
+            .into());
+        }
         anyhow::bail!("writing {collection} (the batch is retried): {errors:?}");
     }
     Ok(reply)
