@@ -79,7 +79,56 @@ pub fn pgbench(
 
 /// The rdkafka producer alone: 300-byte messages, acks=all, idempotent, to a 3-partition topic.
 pub async fn kafka_producer(target: &Target, messages: u64) -> anyhow::Result<f64> {
-    let topic = format!("{}.baseline", target.topic_prefix);
+    let plain = Record {
+        payload: vec![b'x'; 300],
+        headers: Vec::new(),
+    };
+    produce(target, "baseline", messages, &[plain]).await
+}
+
+/// The records the relay sends, for a second producer baseline: the envelopes of a workload as
+/// JSON, with the relay's two headers (`event_type`, `request_id`), keyed by aggregate id.
+#[must_use]
+pub fn relay_records(count: usize) -> Vec<Record> {
+    tasktrail_projector::workload::workload(3, 50, count)
+        .iter()
+        .zip(1..)
+        .map(|(event, position)| {
+            let envelope = event.envelope(position);
+            Record {
+                payload: serde_json::to_vec(&envelope).unwrap_or_default(),
+                headers: vec![
+                    ("event_type".to_owned(), envelope.event_type.clone()),
+                    (
+                        "request_id".to_owned(),
+                        envelope.metadata.request_id.clone().unwrap_or_default(),
+                    ),
+                ],
+            }
+        })
+        .collect()
+}
+
+/// A record of a producer baseline.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The value.
+    pub payload: Vec<u8>,
+    /// The headers, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// `messages` records (taken from `records` in turn) produced to a fresh 3-partition topic
+/// `<prefix>.<name>` as fast as the producer takes them (10,000 outstanding at most, acks=all,
+/// idempotent, linger 5 ms): messages per second.
+pub async fn produce(
+    target: &Target,
+    name: &str,
+    messages: u64,
+    records: &[Record],
+) -> anyhow::Result<f64> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let topic = format!("{}.{name}", target.topic_prefix);
     let admin: AdminClient<_> = ClientConfig::new()
         .set("bootstrap.servers", &target.kafka_brokers)
         .create()?;
@@ -95,14 +144,26 @@ pub async fn kafka_producer(target: &Target, messages: u64) -> anyhow::Result<f6
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()?;
-    let payload = vec![b'x'; 300];
+    anyhow::ensure!(!records.is_empty(), "no records to produce");
     let keys: Vec<String> = (0..1000).map(|n: u32| n.to_string()).collect();
     let started = Instant::now();
     let mut pending = futures::stream::FuturesUnordered::new();
     for n in 0..messages {
-        let key = &keys[usize::try_from(n % 1000).unwrap_or(0)];
-        let record = FutureRecord::to(&topic).key(key).payload(&payload);
-        pending.push(producer.send(record, Duration::from_secs(30)));
+        let index = usize::try_from(n).unwrap_or(0);
+        let record = &records[index % records.len()];
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
+        }
+        let key = &keys[index % keys.len()];
+        let message = FutureRecord::to(&topic)
+            .key(key)
+            .payload(&record.payload)
+            .headers(headers);
+        pending.push(producer.send(message, Duration::from_secs(30)));
         if pending.len() >= 10_000 {
             drain(&mut pending).await?;
         }

@@ -95,6 +95,28 @@ async fn main() -> anyhow::Result<()> {
     say("baselines: rdkafka producer");
     let kafka =
         baselines::kafka_producer(&target, if cli.quick { 20_000 } else { 200_000 }).await?;
+    let relay_records = baselines::relay_records(1000);
+    #[expect(clippy::cast_precision_loss, reason = "byte counts")]
+    let relay_record_bytes = relay_records
+        .iter()
+        .map(|r| {
+            r.payload.len()
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum::<usize>() as f64
+        / relay_records.len() as f64;
+    let relay_records_label =
+        format!("rdkafka producer, the relay's records ({relay_record_bytes:.0} B with 2 headers)");
+    let kafka_relay_shaped = baselines::produce(
+        &target,
+        "baseline_relay",
+        if cli.quick { 20_000 } else { 100_000 },
+        &relay_records,
+    )
+    .await?;
     say("baselines: redis-benchmark GET");
     let redis = baselines::redis_get(
         &target.redis_url,
@@ -117,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         kafka,
         "msgs/s",
     );
+    report.baseline(&relay_records_label, kafka_relay_shaped, "msgs/s");
     report.baseline("redis-benchmark GET", redis, "req/s");
     report.baseline("axum JSON endpoint", axum.per_second, "req/s");
     report.baseline("MongoDB bulk upsert", mongo, "docs/s");
@@ -198,8 +221,15 @@ async fn main() -> anyhow::Result<()> {
         "product: read-your-writes lag, with creates at {rate:.0} cmd/s alongside"
     ));
     let background = product::create_tasks_at(&api, &actors, rate, phase);
-    let samples =
-        product::read_your_writes(&api, &actors, &tasks, if cli.quick { 20 } else { 300 });
+    // Samples stop with the load beside them (a sample takes longer under load: 300 of them
+    // outlasted the phase, and the ones after it measured an idle system).
+    let samples = product::read_your_writes(
+        &api,
+        &actors,
+        &tasks,
+        if cli.quick { 20 } else { 300 },
+        phase,
+    );
     let (background, samples) = tokio::join!(background, samples);
     let (lag, missed) = samples?;
     report.read_your_writes(&lag.summary(), rate);
@@ -318,6 +348,11 @@ async fn main() -> anyhow::Result<()> {
         drained,
         "events/s",
         Some(("rdkafka producer (300 B, acks=all, idempotent)", kafka)),
+    );
+    report.ratio_extra(
+        "relay backlog drain",
+        &relay_records_label,
+        kafka_relay_shaped,
     );
 
     say(&format!(

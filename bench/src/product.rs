@@ -222,18 +222,25 @@ pub async fn create_tasks_at(
 
 /// Read-your-writes lag: a status change accepted by the command API → the query API answers
 /// `GET /tasks/{id}?min_version=<its version>` with that version (the wait is the query API's
-/// own). One change at a time, from each actor in turn. Also returns how many changes were not
-/// visible within 10 s (left out of the latencies); stops after three such in a row with nothing
-/// seen (the projector is stuck, the rest would only wait).
+/// own). One change at a time, from each actor in turn, for `duration` (the load beside it
+/// lasts as long: no sample is taken on an idle system) or `samples` changes, whichever ends
+/// first. Also returns how many changes were not visible within 10 s (left out of the
+/// latencies); stops after three such in a row with nothing seen (the projector is stuck, the
+/// rest would only wait).
 pub async fn read_your_writes(
     api: &Api,
     actors: &[Actor],
     tasks: &Tasks,
     samples: usize,
+    duration: Duration,
 ) -> anyhow::Result<(Latencies, u64)> {
     let mut lags = Latencies::default();
     let mut missed = 0;
+    let started = Instant::now();
     for n in 0..samples {
+        if started.elapsed() >= duration {
+            break;
+        }
         if missed >= 3 && lags.is_empty() {
             break;
         }

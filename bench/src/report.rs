@@ -234,8 +234,8 @@ impl Report {
         if let Some((p, rate)) = &self.read_your_writes {
             let _ = writeln!(
                 s,
-                "| read-your-writes lag (command accepted → `GET ?min_version=` answers it), with creates at {rate:.0} cmd/s alongside: p50 / p99 | {:.1} / {:.1} ms | |",
-                p.p50_ms, p.p99_ms
+                "| read-your-writes lag (command accepted → `GET ?min_version=` answers it), {} changes, each while creates ran at {rate:.0} cmd/s alongside: p50 / p99 | {:.1} / {:.1} ms | |",
+                p.count, p.p50_ms, p.p99_ms
             );
         }
         if let [(_, _, empty), (_, events, full)] = self.stored.as_slice() {

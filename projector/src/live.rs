@@ -84,6 +84,8 @@ pub fn consumer(
         // fetch as soon as data arrives (Apache Kafka) makes this only the idle poll; one that
         // holds it for the whole wait (the development broker) adds up to this much lag.
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        // A backlog comes in fewer, bigger fetches (librdkafka's default is 1 MiB a partition).
+        .set("max.partition.fetch.bytes", "16777216")
         .create_with_context(Rebalances)
         .context("creating the projector's Kafka consumer")
 }
