@@ -288,13 +288,17 @@ impl EventRow {
     }
 }
 
+// `ORDER BY events.transaction_id`: the bare name would be the text output column, and text
+// order puts `10000` before `9999`, so a batch would skip past older ids (test
+// `events_across_a_digit_boundary_of_transaction_ids_all_arrive_in_commit_order`). The column
+// also lets the planner walk the `(transaction_id, global_position)` index.
 const READ_BATCH: &str = "
 SELECT transaction_id::text AS transaction_id, global_position, event_id, aggregate_type,
        aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at
   FROM events
  WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY transaction_id, global_position
+ ORDER BY events.transaction_id, global_position
  LIMIT $3";
 
 /// The upsert of the relay's checkpoint row; a macro so that both statements below share it.

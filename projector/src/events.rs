@@ -100,11 +100,13 @@ pub async fn next_batch(
     after: &Position,
     limit: i64,
 ) -> anyhow::Result<Vec<(Position, Envelope)>> {
+    // `events.transaction_id`: the bare name in ORDER BY would be the text output column of
+    // COLUMNS, which orders `10000` before `9999`.
     let rows: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM events
           WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id, global_position
+          ORDER BY events.transaction_id, global_position
           LIMIT $3"
     ))
     .bind(&after.transaction_id)

@@ -426,3 +426,35 @@ async fn the_overdue_pass_writes_each_notification_once() {
     );
     world.cleanup().await;
 }
+
+/// The in-order read (replay, catch-up) orders transaction ids as numbers: `9999` before
+/// `10000`. Ordered by their text, a batch of two took `10000` and `10001` first and the next
+/// one started after them, leaving out `9998` and `9999`.
+#[tokio::test]
+async fn the_in_order_read_crosses_a_digit_boundary_of_transaction_ids() {
+    use tasktrail_projector::events::{self, Position};
+    let world = World::new().await;
+    let stream = workload(27, 1, 4);
+    seed(world.pool(), &stream[..4]).await;
+    // Every id below the cluster's current one (committed long ago), in insertion order.
+    sqlx::query(
+        "UPDATE events
+            SET transaction_id = (9998 + global_position
+                                  - (SELECT min(global_position) FROM events))::text::xid8",
+    )
+    .execute(world.pool())
+    .await
+    .expect("set the transaction ids");
+    let mut read = Vec::new();
+    let mut at = Position::start();
+    loop {
+        let batch = events::next_batch(world.pool(), &at, 2)
+            .await
+            .expect("a batch");
+        let Some((last, _)) = batch.last() else { break };
+        at = last.clone();
+        read.extend(batch.into_iter().map(|(p, _)| p.transaction_id));
+    }
+    assert_eq!(read, ["9998", "9999", "10000", "10001"]);
+    world.cleanup().await;
+}
