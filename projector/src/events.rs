@@ -131,6 +131,23 @@ pub async fn next_batch(
         .collect())
 }
 
+/// Whether committed events exist after `after` in commit order, readable or not yet (held back
+/// behind an older transaction that is still open).
+///
+/// # Errors
+/// PostgreSQL unreachable.
+pub async fn committed_after(pool: &PgPool, after: &Position) -> anyhow::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events
+                         WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
+    )
+    .bind(&after.transaction_id)
+    .bind(after.global_position)
+    .fetch_one(pool)
+    .await
+    .context("looking for held-back events")
+}
+
 /// Where the replay's first phase stands: the events it folds (those of transactions below
 /// `below_xmin`, every one of them committed) and the last one it folded, in aggregate order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -344,6 +344,11 @@ async fn catch_up(
     }
 }
 
+/// How long the fold waits, at most, for committed events held back by an open transaction.
+const HELD_BACK_LIMIT: Duration = Duration::from_secs(30);
+/// How soon it reads again while they are held back.
+const HELD_BACK_PAUSE: Duration = Duration::from_millis(50);
+
 /// How often a replay tries a batch before it fails.
 const ATTEMPTS: u32 = 5;
 
@@ -455,21 +460,41 @@ impl<'a> Builder<'a> {
         }
 
         let mut batch = events::next_batch(pool, &self.position, size).await?;
-        while let Some((last, _)) = batch.last() {
-            let last = last.clone();
-            let count = batch.len() as u64;
-            let also =
-                checkpoint.then(|| checkpoint_write(self.generation, &last, None, "building"));
-            let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
-            let (applied, next) = tokio::join!(
-                apply_with_retries(store, self.generation, envelopes, self.options(also)),
-                events::next_batch(pool, &last, size),
-            );
-            log_parked(&applied?.parked);
-            batch = next?;
-            self.position = last;
-            folded += count;
-            self.advance(count);
+        let mut held_for = Duration::ZERO;
+        loop {
+            while let Some((last, _)) = batch.last() {
+                let last = last.clone();
+                let count = batch.len() as u64;
+                let also =
+                    checkpoint.then(|| checkpoint_write(self.generation, &last, None, "building"));
+                let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
+                let (applied, next) = tokio::join!(
+                    apply_with_retries(store, self.generation, envelopes, self.options(also)),
+                    events::next_batch(pool, &last, size),
+                );
+                log_parked(&applied?.parked);
+                batch = next?;
+                self.position = last;
+                folded += count;
+                self.advance(count);
+            }
+            // Committed events the read could not take yet wait behind an older transaction
+            // that is still open (anywhere in the cluster): fold them too once it ends, so the
+            // generation swapped in holds everything committed before the replay finished.
+            if !events::committed_after(pool, &self.position).await? {
+                break;
+            }
+            if held_for >= HELD_BACK_LIMIT {
+                tracing::warn!(
+                    waited_ms = held_for.as_millis(),
+                    "replay: committed events are still held back by an open transaction; \
+                     the catch-up after the swap and the live projector apply them"
+                );
+                break;
+            }
+            tokio::time::sleep(HELD_BACK_PAUSE).await;
+            held_for += HELD_BACK_PAUSE;
+            batch = events::next_batch(pool, &self.position, size).await?;
         }
         self.bar.finish_and_clear();
         Ok(folded)

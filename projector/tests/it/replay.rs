@@ -458,3 +458,71 @@ async fn the_in_order_read_crosses_a_digit_boundary_of_transaction_ids() {
     assert_eq!(read, ["9998", "9999", "10000", "10001"]);
     world.cleanup().await;
 }
+
+/// Committed events held back behind an older open transaction are folded once it ends: the
+/// fold does not stop at the first empty read while they wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fold_waits_for_committed_events_held_back_by_an_open_transaction() {
+    let world = World::new().await;
+    let stream = workload(28, 3, 60);
+    let (seeded, late) = stream.split_at(stream.len() - 1);
+    seed(world.pool(), seeded).await;
+    let insert = |event: &tasktrail_projector::workload::WorkloadEvent| {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ($1, $2, $3, $4, '1.0', $5, $6)",
+        )
+        .bind(event.aggregate_type)
+        .bind(event.aggregate_id.to_string())
+        .bind(event.sequence)
+        .bind(event.event_type.clone())
+        .bind(event.payload.clone())
+        .bind(event.metadata())
+    };
+    // An older transaction (it has a transaction id, and writes an event it will roll back)...
+    let mut older = world.pool().begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('task', 'rolled-back', 1, 'TaskDeleted', '1.0', '\"TaskDeleted\"', '{}')",
+    )
+    .execute(&mut *older)
+    .await
+    .expect("insert in the older transaction");
+    // ...holds back a newer, committed event.
+    insert(&late[0]).execute(world.pool()).await.expect("late");
+
+    let store = world.store.clone();
+    let settings = world.settings.projector.clone();
+    let running = tokio::spawn(async move { replay::replay(&store, &settings, real()).await });
+    // The fold has applied everything it can read.
+    let tasks: std::collections::HashSet<_> = seeded
+        .iter()
+        .filter(|e| e.aggregate_type == "task")
+        .map(|e| e.aggregate_id)
+        .collect();
+    test_support::eventually(
+        test_support::EVENTUALLY,
+        "the readable events folded",
+        || {
+            let db = world.store.db.clone();
+            let expected = tasks.len() as u64;
+            async move {
+                let count = db
+                    .collection::<mongodb::bson::Document>(&read_model::names::tasks(2))
+                    .count_documents(mongodb::bson::doc! {})
+                    .await
+                    .ok()?;
+                (count == expected).then_some(())
+            }
+        },
+    )
+    .await;
+    older.rollback().await.expect("rollback");
+    let report = running.await.expect("join").expect("replay");
+    assert_eq!(
+        report.events,
+        stream.len() as u64,
+        "the held-back event too"
+    );
+    world.cleanup().await;
+}
