@@ -95,14 +95,28 @@ fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A port nothing listens on now.
+/// A port nothing listens on now, below the ephemeral range.
 ///
 /// # Errors
 /// No socket could be bound.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    // Below Linux's ephemeral range (32768-60999), where the OS hands out ports for `:0` and for
+    // outgoing connections: a service restarted on its port (the fault harness) found it taken
+    // by one of the other services' connections and could not start again. Each call moves on,
+    // so the ports of one run differ.
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    #[expect(clippy::cast_possible_truncation, reason = "reduced modulo COUNT")]
+    let seed = (std::process::id() % u32::from(COUNT)) as u16;
+    for _ in 0..COUNT {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % COUNT;
+        let port = FIRST + (seed + step) % COUNT;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port between {FIRST} and {}", FIRST + COUNT)
 }
 
 impl Service {
