@@ -90,7 +90,7 @@ pub async fn kafka_producer(target: &Target, messages: u64) -> anyhow::Result<f6
 /// JSON, with the relay's two headers (`event_type`, `request_id`), keyed by aggregate id.
 #[must_use]
 pub fn relay_records(count: usize) -> Vec<Record> {
-    tasktrail_projector::workload::workload(3, 50, count)
+    test_support::workload::workload(3, 50, count)
         .iter()
         .zip(1..)
         .map(|(event, position)| {
@@ -101,7 +101,7 @@ pub fn relay_records(count: usize) -> Vec<Record> {
                     ("event_type".to_owned(), envelope.event_type.clone()),
                     (
                         "request_id".to_owned(),
-                        envelope.metadata.request_id.clone().unwrap_or_default(),
+                        envelope.metadata.request_id.clone(),
                     ),
                 ],
             }

@@ -638,7 +638,7 @@ async fn read_topics(target: &Target) -> anyhow::Result<HashSet<(String, i64)>> 
     {
         let message = message.context("reading a message")?;
         if let Some(payload) = message.payload()
-            && let Ok(envelope) = serde_json::from_slice::<read_model::Envelope>(payload)
+            && let Ok(envelope) = serde_json::from_slice::<event_store::read::Envelope>(payload)
         {
             seen.insert((envelope.aggregate_id, envelope.sequence));
         }

@@ -15,7 +15,7 @@ use tasktrail_bench::services::{self, Service, Target, event_store_tables, fresh
 use tasktrail_bench::{baselines, product, report};
 
 /// The command API's log filter: debug for the relay's batch timings (read, publish, checkpoint).
-const RELAY_DEBUG: &str = "info,event_store::relay=debug";
+const RELAY_DEBUG: &str = "info,relay=debug";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -308,8 +308,8 @@ async fn main() -> anyhow::Result<()> {
     drop(projector);
     {
         let pool = sqlx::PgPool::connect(&target.database_url).await?;
-        let events = tasktrail_projector::workload::workload(7, 50, drain);
-        tasktrail_projector::workload::insert(&pool, &events).await?;
+        let events = test_support::workload::workload(7, 50, drain);
+        test_support::workload::insert(&pool, &events).await?;
         pool.close().await;
     }
     let started = Instant::now();
@@ -408,9 +408,8 @@ async fn main() -> anyhow::Result<()> {
         let mut seeded = 0;
         let mut seed = 100;
         while seeded < events {
-            let batch =
-                tasktrail_projector::workload::workload(seed, 200, (events - seeded).min(100_000));
-            tasktrail_projector::workload::insert(&pool, &batch).await?;
+            let batch = test_support::workload::workload(seed, 200, (events - seeded).min(100_000));
+            test_support::workload::insert(&pool, &batch).await?;
             seeded += batch.len();
             seed += 1;
         }
@@ -483,8 +482,8 @@ async fn replay(
     let database_url = fresh_database(server_url, "tasktrail_bench_replay").await?;
     let pool = sqlx::PgPool::connect(&database_url).await?;
     event_store_tables(&pool).await?;
-    let workload = tasktrail_projector::workload::workload(100, 400, events);
-    tasktrail_projector::workload::insert(&pool, &workload).await?;
+    let workload = test_support::workload::workload(100, 400, events);
+    test_support::workload::insert(&pool, &workload).await?;
     pool.close().await;
     let replay_target = Target {
         database_url,

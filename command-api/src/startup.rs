@@ -7,8 +7,8 @@ use auth::rate_limit::{self, RateLimiter};
 use auth::{Authenticator, LoginThrottle, Revocations, Tokens};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use event_store::relay::{LagBound, Relay, RelayMetrics, RelaySettings};
 use event_store::{CommandBus, Registry};
+use relay::{LagBound, Relay, RelayMetrics, RelaySettings};
 use service_runtime::health::{self, Readiness};
 use service_runtime::http::Server;
 use service_runtime::metrics::Metrics;
@@ -83,9 +83,9 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     )]
     let max_seconds = relay_config.max_lag_secs as f64;
     let readiness = Readiness::new()
-        .with(health::Postgres(pool.clone()))
-        .with(health::Redis(redis))
-        .with(health::Kafka::connect(&settings.kafka.brokers)?)
+        .with(event_store::Postgres(pool.clone()))
+        .with(service_runtime::redis::Health(redis))
+        .with(relay::kafka::Health::connect(&settings.kafka.brokers)?)
         .with(LagBound {
             pool,
             max_events: relay_config.max_lag_events,

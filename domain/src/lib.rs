@@ -10,6 +10,7 @@
 //!   `aggregate`.
 
 pub mod actor;
+mod aggregate_type;
 pub mod error;
 pub mod project;
 pub mod serde_helpers;
@@ -23,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use actor::{Actor, Role};
+pub use aggregate_type::{AggregateType, UnknownAggregateType};
 pub use error::{DomainError, ErrorKind, ServiceError, ValidationError};
 pub use project::{
     Project, ProjectCommand, ProjectError, ProjectEvent, ProjectServices, ProjectServicesHandle,

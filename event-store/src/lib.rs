@@ -11,16 +11,19 @@
 //! - [`CommandBus`]: load an aggregate, check the expected version, decide, commit; returns
 //!   the new version ([`Committed`]) or a [`CommandError`].
 //! - [`Metadata`]: who and which request, stored with every event.
-//! - [`relay::Relay`]: the gap-safe outbox relay from the `events` table to Kafka.
+//! - [`read`]: every read of the `events` table outside the repository (the relay's batches,
+//!   the projector's gap filling and replay, the task history), as one [`read::Envelope`].
+//! - [`Postgres`]: the `/readyz` check of PostgreSQL.
 
 mod command_bus;
 mod error;
 mod metadata;
+pub mod read;
 mod registry;
-pub mod relay;
 mod repository;
 
 use anyhow::Context as _;
+use futures::future::BoxFuture;
 use service_runtime::settings::DatabaseSettings;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -53,4 +56,23 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .context("applying database migrations")?;
     tracing::info!("database schema is up to date");
     Ok(())
+}
+
+/// PostgreSQL answers `SELECT 1` (a `/readyz` check).
+#[derive(Debug, Clone)]
+pub struct Postgres(pub PgPool);
+
+impl service_runtime::health::Check for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            sqlx::query("SELECT 1")
+                .execute(&self.0)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
 }

@@ -9,13 +9,18 @@ use uuid::Uuid;
 /// `HashMap<String, String>` cqrs-es keeps (keys [`Metadata::USER_ID`], [`Metadata::REQUEST_ID`],
 /// [`Metadata::CORRELATION_ID`], [`Metadata::CAUSATION_ID`]; a `None` is left out) and carried
 /// on into the Kafka envelope.
+///
+/// Reading it back (from the Kafka envelope) is lenient: a missing or `null` id is empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Metadata {
     /// The authenticated user who sent the command (`None` for self-registration).
     pub user_id: Option<Uuid>,
     /// The id of the HTTP request.
+    #[serde(deserialize_with = "null_as_empty")]
     pub request_id: String,
     /// The id that ties together everything one user action caused.
+    #[serde(deserialize_with = "null_as_empty")]
     pub correlation_id: String,
     /// The id of the message (request or event) that directly caused this command, if any.
     pub causation_id: Option<String>,
@@ -24,6 +29,10 @@ pub struct Metadata {
     /// user (no current password was asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl Metadata {

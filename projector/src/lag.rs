@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
+use event_store::read::Envelope;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
-use read_model::Envelope;
 use sqlx::PgPool;
 
 /// How long reading the committed offsets, or the first uncommitted messages, may take.
@@ -136,8 +136,8 @@ impl LagProbe {
     /// # Errors
     /// PostgreSQL or Kafka unreachable.
     pub async fn measure(&self) -> anyhow::Result<Lag> {
-        let unpublished = event_store::relay::lag(&self.pool).await?;
-        let published = event_store::relay::partition_offsets(&self.pool, &self.topics).await?;
+        let unpublished = relay::lag(&self.pool).await?;
+        let published = relay::partition_offsets(&self.pool, &self.topics).await?;
         let probe = Arc::clone(&self.probe);
         let backlogs = tokio::task::spawn_blocking(move || {
             let mut probe = probe

@@ -13,7 +13,6 @@
 //! `main.rs` parses the command line ([`cli`]) and runs the chosen subcommand.
 
 pub mod cli;
-pub mod events;
 pub mod lag;
 pub mod live;
 pub mod metrics;
@@ -24,4 +23,3 @@ pub mod replay;
 pub mod settings;
 pub mod startup;
 pub mod store;
-pub mod workload;

@@ -14,16 +14,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use event_store::read::Envelope;
 use futures::FutureExt as _;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
-use read_model::{ActiveGeneration, Envelope, Generation, IndexScope};
+use read_model::{ActiveGeneration, Generation, IndexScope};
 use tokio_util::sync::CancellationToken;
 
-use crate::projection::AGGREGATE_TYPES;
 use crate::settings::ProjectorSettings;
 use crate::store::{BatchOptions, Store};
 
@@ -52,10 +52,7 @@ struct Received {
 /// The topics of `prefix`.
 #[must_use]
 pub fn topics(prefix: &str) -> Vec<String> {
-    AGGREGATE_TYPES
-        .iter()
-        .map(|t| format!("{prefix}.{t}"))
-        .collect()
+    relay::topics::names(prefix)
 }
 
 /// The consumer of the projector's group.

@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use read_model::Envelope;
+use domain::AggregateType;
+use event_store::read::Envelope;
 use read_model::documents::{NotificationView, ProjectView, TaskView, UserView};
 use read_model::keys;
 use read_model::names::StatsOwner;
@@ -49,7 +50,7 @@ pub struct ParkedAt {
 }
 
 /// `(aggregate_type, aggregate_id)`.
-pub type AggregateKey = (String, String);
+pub type AggregateKey = (AggregateType, String);
 
 /// The statistics of a project or an assignee: counters that move by deltas.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,7 +122,7 @@ pub struct Model {
     /// Aggregates parked by this model's events.
     pub parked: BTreeMap<AggregateKey, ParkedAt>,
     /// Events an operator dropped: `(aggregate_type, aggregate_id, sequence)`, applied as no-ops.
-    pub dropped: HashSet<(String, String, i64)>,
+    pub dropped: HashSet<(AggregateType, String, i64)>,
     /// Versions of aggregates whose document does not exist (a dropped creation).
     skipped_versions: HashMap<AggregateKey, i64>,
     /// What changed since the last [`Model::take_dirty`].
@@ -167,26 +168,22 @@ impl Model {
 
     /// The version of an aggregate's document (0 if none).
     #[must_use]
-    pub fn version(&self, aggregate_type: &str, aggregate_id: &str) -> i64 {
+    pub fn version(&self, aggregate_type: AggregateType, aggregate_id: &str) -> i64 {
         let stored = match aggregate_type {
-            "user" => self.users.get(aggregate_id).map(|d| d.version),
-            "project" => self.projects.get(aggregate_id).map(|d| d.version),
-            "task" => self.tasks.get(aggregate_id).map(|d| d.version),
-            _ => None,
+            AggregateType::User => self.users.get(aggregate_id).map(|d| d.version),
+            AggregateType::Project => self.projects.get(aggregate_id).map(|d| d.version),
+            AggregateType::Task => self.tasks.get(aggregate_id).map(|d| d.version),
         };
         let skipped = self
             .skipped_versions
-            .get(&(aggregate_type.to_owned(), aggregate_id.to_owned()))
+            .get(&(aggregate_type, aggregate_id.to_owned()))
             .copied();
         stored.into_iter().chain(skipped).max().unwrap_or(0)
     }
 
     /// Applies one envelope (see [`Outcome`]).
     pub fn apply(&mut self, envelope: &Envelope) -> Outcome {
-        let key = (
-            envelope.aggregate_type.clone(),
-            envelope.aggregate_id.clone(),
-        );
+        let key = (envelope.aggregate_type, envelope.aggregate_id.clone());
         if let Some(parked) = self.parked.get_mut(&key) {
             if envelope.sequence > parked.envelope.sequence
                 && !parked.held.iter().any(|h| h.sequence == envelope.sequence)
@@ -195,7 +192,7 @@ impl Model {
             }
             return Outcome::Held;
         }
-        let version = self.version(&envelope.aggregate_type, &envelope.aggregate_id);
+        let version = self.version(envelope.aggregate_type, &envelope.aggregate_id);
         if envelope.sequence <= version {
             return Outcome::Duplicate;
         }
@@ -203,7 +200,7 @@ impl Model {
             return Outcome::Gap { version };
         }
         if self.dropped.contains(&(
-            envelope.aggregate_type.clone(),
+            envelope.aggregate_type,
             envelope.aggregate_id.clone(),
             envelope.sequence,
         )) {
@@ -229,24 +226,23 @@ impl Model {
     /// A dropped event: the aggregate's version moves past it, nothing else changes.
     fn skip(&mut self, envelope: &Envelope) {
         let id = envelope.aggregate_id.clone();
-        let bumped = match envelope.aggregate_type.as_str() {
-            "user" => self.users.get_mut(&id).map(|d| {
+        let bumped = match envelope.aggregate_type {
+            AggregateType::User => self.users.get_mut(&id).map(|d| {
                 d.version = envelope.sequence;
                 self.dirty.users.insert(id.clone());
             }),
-            "project" => self.projects.get_mut(&id).map(|d| {
+            AggregateType::Project => self.projects.get_mut(&id).map(|d| {
                 d.version = envelope.sequence;
                 self.dirty.projects.insert(id.clone());
             }),
-            "task" => self.tasks.get_mut(&id).map(|d| {
+            AggregateType::Task => self.tasks.get_mut(&id).map(|d| {
                 d.version = envelope.sequence;
                 self.dirty.tasks.insert(id.clone());
             }),
-            _ => None,
         };
         if bumped.is_none() {
             self.skipped_versions
-                .insert((envelope.aggregate_type.clone(), id), envelope.sequence);
+                .insert((envelope.aggregate_type, id), envelope.sequence);
         }
     }
 
@@ -366,7 +362,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::workload::{Rng, workload};
+    use test_support::workload::{Rng, workload};
 
     fn envelopes(seed: u64, target: usize) -> Vec<Envelope> {
         workload(seed, 6, target)
@@ -471,7 +467,7 @@ mod tests {
         let mut model = Model::new();
         let task = events
             .iter()
-            .find(|e| e.aggregate_type == "task")
+            .find(|e| e.aggregate_type == AggregateType::Task)
             .expect("a task event")
             .clone();
         let mut poison = task.clone();
@@ -495,7 +491,7 @@ mod tests {
         let mut fresh = Model::new();
         let later = events
             .iter()
-            .find(|e| e.aggregate_type == "user")
+            .find(|e| e.aggregate_type == AggregateType::User)
             .expect("a user event");
         let mut gap = later.clone();
         gap.sequence = 3;
@@ -503,7 +499,7 @@ mod tests {
         // Dropping the poison event lets the rest through.
         let mut dropped = Model::new();
         dropped.dropped.insert((
-            poison.aggregate_type.clone(),
+            poison.aggregate_type,
             poison.aggregate_id.clone(),
             poison.sequence,
         ));
@@ -531,7 +527,7 @@ mod tests {
             let mut streams: BTreeMap<AggregateKey, VecDeque<Envelope>> = BTreeMap::new();
             for envelope in &events {
                 streams
-                    .entry((envelope.aggregate_type.clone(), envelope.aggregate_id.clone()))
+                    .entry((envelope.aggregate_type, envelope.aggregate_id.clone()))
                     .or_default()
                     .push_back(envelope.clone());
             }

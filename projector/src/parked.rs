@@ -7,15 +7,17 @@ use std::collections::HashSet;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use domain::AggregateType;
+use event_store::read::Envelope;
 use futures::TryStreamExt as _;
 use mongodb::Database;
 use mongodb::bson::{self, Document, doc};
-use read_model::{Envelope, Generation, names};
+use read_model::{Generation, names};
 use serde::{Deserialize, Serialize};
 
-use crate::events;
 use crate::model::AggregateKey;
 use crate::store::{BatchOptions, Store};
+use event_store::read;
 
 /// Dropped events: `{ _id: "{type}:{id}:{sequence}", aggregate_type, aggregate_id, sequence }`.
 pub const DROPPED: &str = "projector_dropped";
@@ -27,7 +29,7 @@ pub struct ParkedDoc {
     #[serde(rename = "_id")]
     pub id: String,
     /// The aggregate type.
-    pub aggregate_type: String,
+    pub aggregate_type: AggregateType,
     /// The aggregate id.
     pub aggregate_id: String,
     /// The sequence of the poison event.
@@ -48,7 +50,7 @@ pub struct ParkedDoc {
 
 /// The `_id` of an aggregate's parked document.
 #[must_use]
-pub fn parked_id(aggregate_type: &str, aggregate_id: &str) -> String {
+pub fn parked_id(aggregate_type: AggregateType, aggregate_id: &str) -> String {
     format!("{aggregate_type}:{aggregate_id}")
 }
 
@@ -63,7 +65,7 @@ pub async fn park(
     held: Vec<Envelope>,
 ) -> anyhow::Result<()> {
     tracing::error!(
-        aggregate_type = envelope.aggregate_type,
+        aggregate_type = %envelope.aggregate_type,
         aggregate_id = envelope.aggregate_id,
         sequence = envelope.sequence,
         event_type = envelope.event_type,
@@ -71,8 +73,8 @@ pub async fn park(
         "projector: parked an event that cannot be applied"
     );
     let parked = ParkedDoc {
-        id: parked_id(&envelope.aggregate_type, &envelope.aggregate_id),
-        aggregate_type: envelope.aggregate_type.clone(),
+        id: parked_id(envelope.aggregate_type, &envelope.aggregate_id),
+        aggregate_type: envelope.aggregate_type,
         aggregate_id: envelope.aggregate_id.clone(),
         sequence: envelope.sequence,
         global_position: envelope.global_position,
@@ -101,7 +103,7 @@ pub async fn hold(db: &Database, key: &AggregateKey, envelopes: &[Envelope]) -> 
         .context("encoding held events")?;
     db.collection::<Document>(names::PARKED)
         .update_one(
-            doc! { "_id": parked_id(&key.0, &key.1) },
+            doc! { "_id": parked_id(key.0, &key.1) },
             // A set: a batch retried after a failure holds the same events again.
             doc! { "$addToSet": { "held": { "$each": held } } },
         )
@@ -118,7 +120,7 @@ pub async fn parked_among(
     db: &Database,
     keys: &[AggregateKey],
 ) -> anyhow::Result<HashSet<AggregateKey>> {
-    let ids: Vec<String> = keys.iter().map(|(t, i)| parked_id(t, i)).collect();
+    let ids: Vec<String> = keys.iter().map(|(t, i)| parked_id(*t, i)).collect();
     let found: Vec<Document> = db
         .collection::<Document>(names::PARKED)
         .find(doc! { "_id": { "$in": ids } })
@@ -132,7 +134,7 @@ pub async fn parked_among(
         .into_iter()
         .filter_map(|d| {
             Some((
-                d.get_str("aggregate_type").ok()?.to_owned(),
+                d.get_str("aggregate_type").ok()?.parse().ok()?,
                 d.get_str("aggregate_id").ok()?.to_owned(),
             ))
         })
@@ -169,7 +171,7 @@ pub async fn count(db: &Database) -> anyhow::Result<u64> {
 ///
 /// # Errors
 /// MongoDB unreachable.
-pub async fn dropped(db: &Database) -> anyhow::Result<HashSet<(String, String, i64)>> {
+pub async fn dropped(db: &Database) -> anyhow::Result<HashSet<(AggregateType, String, i64)>> {
     let found: Vec<Document> = db
         .collection::<Document>(DROPPED)
         .find(doc! {})
@@ -182,7 +184,7 @@ pub async fn dropped(db: &Database) -> anyhow::Result<HashSet<(String, String, i
         .into_iter()
         .filter_map(|d| {
             Some((
-                d.get_str("aggregate_type").ok()?.to_owned(),
+                d.get_str("aggregate_type").ok()?.parse().ok()?,
                 d.get_str("aggregate_id").ok()?.to_owned(),
                 d.get_i64("sequence").ok()?,
             ))
@@ -216,7 +218,7 @@ pub enum Retried {
 pub async fn retry(store: &Store, aggregate_id: &str) -> anyhow::Result<Retried> {
     let parked = find(&store.db, aggregate_id).await?;
     let generation = Generation::active(&store.db).await?;
-    let key = (parked.aggregate_type.clone(), parked.aggregate_id.clone());
+    let key = (parked.aggregate_type, parked.aggregate_id.clone());
     store
         .db
         .collection::<Document>(names::PARKED)
@@ -224,7 +226,7 @@ pub async fn retry(store: &Store, aggregate_id: &str) -> anyhow::Result<Retried>
         .await
         .context("un-parking")?;
     let version = crate::store::version(&store.db, generation, &key).await?;
-    let envelopes = events::of_aggregate(&store.pool, &key.0, &key.1, version).await?;
+    let envelopes = read::of_aggregate(&store.pool, key.0, &key.1, version, i64::MAX).await?;
     let applied = store
         .apply_batch(generation, envelopes, BatchOptions::live())
         .await?;
@@ -247,7 +249,7 @@ pub async fn drop_event(store: &Store, aggregate_id: &str) -> anyhow::Result<Ret
         .update_one(
             doc! { "_id": &id },
             doc! { "$set": {
-                "aggregate_type": &parked.aggregate_type,
+                "aggregate_type": parked.aggregate_type.as_str(),
                 "aggregate_id": &parked.aggregate_id,
                 "sequence": parked.sequence,
                 "event_type": &parked.event_type,
@@ -259,7 +261,7 @@ pub async fn drop_event(store: &Store, aggregate_id: &str) -> anyhow::Result<Ret
         .await
         .context("recording a dropped event")?;
     tracing::warn!(
-        aggregate_type = parked.aggregate_type,
+        aggregate_type = %parked.aggregate_type,
         aggregate_id = parked.aggregate_id,
         sequence = parked.sequence,
         "projector: dropped a parked event"

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use domain::{ProjectEvent, TaskEvent, UserEvent};
+use domain::{AggregateType, ProjectEvent, TaskEvent, UserEvent};
+use event_store::read::Envelope;
 use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, kind, status};
-use read_model::{Envelope, keys};
+use read_model::keys;
 
 /// A decoded domain event.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,20 +27,16 @@ pub enum Event {
 #[error("{0}")]
 pub struct Poison(pub String);
 
-/// The three aggregate types.
-pub const AGGREGATE_TYPES: [&str; 3] = ["user", "project", "task"];
-
 /// Decodes the payload of `envelope` as the event of its aggregate type.
 ///
 /// # Errors
-/// An unknown aggregate type, or a payload that is not one of its events.
+/// A payload that is not one of its aggregate's events.
 pub fn decode(envelope: &Envelope) -> Result<Event, Poison> {
     let payload = envelope.payload.clone();
-    let decoded = match envelope.aggregate_type.as_str() {
-        "user" => serde_json::from_value(payload).map(Event::User),
-        "project" => serde_json::from_value(payload).map(Event::Project),
-        "task" => serde_json::from_value(payload).map(Event::Task),
-        other => return Err(Poison(format!("unknown aggregate type {other:?}"))),
+    let decoded = match envelope.aggregate_type {
+        AggregateType::User => serde_json::from_value(payload).map(Event::User),
+        AggregateType::Project => serde_json::from_value(payload).map(Event::Project),
+        AggregateType::Task => serde_json::from_value(payload).map(Event::Task),
     };
     decoded.map_err(|error| {
         Poison(format!(
@@ -294,7 +291,7 @@ pub fn notifications(
     event: &TaskEvent,
     task: &TaskView,
 ) -> Vec<NotificationView> {
-    let actor = envelope.metadata.user_id.clone();
+    let actor = envelope.metadata.user_id.map(|user_id| user_id.to_string());
     let notify = |recipient: &str, kind: &str, message: String| NotificationView {
         id: format!("{}:{recipient}", envelope.event_id),
         user_id: recipient.to_owned(),

@@ -20,7 +20,7 @@ use crate::store::Store;
 /// An invalid URL.
 pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
     let pool = event_store::connect_lazy(&settings.database)?;
-    let mongo = service_runtime::mongo::connect(&settings.mongo).await?;
+    let mongo = read_model::mongo::connect(&settings.mongo).await?;
     let redis = service_runtime::redis::connect(&settings.redis)?;
     Ok(Store {
         db: mongo.database(&settings.mongo.database),
@@ -40,10 +40,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let store = store(&settings).await?;
     let status = Arc::new(LiveStatus::default());
     let readiness = Readiness::new()
-        .with(health::Kafka::connect(&settings.kafka.brokers)?)
-        .with(health::Mongo(store.db.client().clone()))
-        .with(health::Redis(store.redis.clone()))
-        .with(health::Postgres(store.pool.clone()));
+        .with(relay::kafka::Health::connect(&settings.kafka.brokers)?)
+        .with(read_model::mongo::Health(store.db.client().clone()))
+        .with(service_runtime::redis::Health(store.redis.clone()))
+        .with(event_store::Postgres(store.pool.clone()));
     let lag = LagProbe::new(
         store.pool.clone(),
         &settings.kafka.brokers,

@@ -30,7 +30,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
     settings.rate_limit.validate()?;
     settings.read.validate()?;
     let pool = event_store::connect_lazy(&settings.database)?;
-    let mongo = service_runtime::mongo::connect(&settings.mongo).await?;
+    let mongo = read_model::mongo::connect(&settings.mongo).await?;
     let redis = service_runtime::redis::connect(&settings.redis)?;
     let prefix = settings.redis.key_prefix.clone();
 
@@ -52,9 +52,9 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
         consistency: consistency.clone(),
     });
     let readiness = Readiness::new()
-        .with(health::Mongo(mongo))
-        .with(health::Redis(redis))
-        .with(health::Postgres(pool.clone()));
+        .with(read_model::mongo::Health(mongo))
+        .with(service_runtime::redis::Health(redis))
+        .with(event_store::Postgres(pool.clone()));
     let state = AppState {
         store,
         pool,

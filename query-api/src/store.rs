@@ -92,6 +92,15 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl From<event_store::read::ReadError> for StoreError {
+    fn from(error: event_store::read::ReadError) -> Self {
+        match error {
+            event_store::read::ReadError::Database { source, .. } => source.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 /// Counters of where reads were served from, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ReadCounters {

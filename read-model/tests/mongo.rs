@@ -10,7 +10,7 @@ use read_model::{ActiveGeneration, Generation, IndexScope, ensure_indexes, names
 use test_support::{servers, unique_name};
 
 async fn database() -> mongodb::Database {
-    let client = service_runtime::mongo::connect(&servers().mongo)
+    let client = read_model::mongo::connect(&servers().mongo)
         .await
         .expect("mongo client");
     let db = client.database(&unique_name("rm"));

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::future::{BoxFuture, join_all};
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use serde_json::json;
 
 /// How long one dependency may take to answer before it counts as down.
@@ -101,111 +100,6 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
     (status, Json(json!({ "status": word, "checks": checks }))).into_response()
-}
-
-/// PostgreSQL answers `SELECT 1`.
-#[derive(Debug, Clone)]
-pub struct Postgres(pub sqlx::PgPool);
-
-impl Check for Postgres {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            sqlx::query("SELECT 1")
-                .execute(&self.0)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// Redis answers `PING`.
-#[derive(Clone)]
-pub struct Redis(pub redis::aio::ConnectionManager);
-
-impl std::fmt::Debug for Redis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Redis")
-    }
-}
-
-impl Check for Redis {
-    fn name(&self) -> &'static str {
-        "redis"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            let mut connection = self.0.clone();
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// MongoDB answers `ping`.
-#[derive(Debug, Clone)]
-pub struct Mongo(pub mongodb::Client);
-
-impl Check for Mongo {
-    fn name(&self) -> &'static str {
-        "mongodb"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            self.0
-                .database("admin")
-                .run_command(mongodb::bson::doc! { "ping": 1 })
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-    }
-}
-
-/// A Kafka broker answers a metadata request.
-pub struct Kafka(pub Arc<BaseConsumer>);
-
-impl std::fmt::Debug for Kafka {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Kafka")
-    }
-}
-
-impl Kafka {
-    /// A metadata-only client for `brokers`; it connects lazily, so this works with Kafka down.
-    pub fn connect(brokers: &str) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", "tasktrail-readiness")
-            .create()?;
-        Ok(Self(Arc::new(consumer)))
-    }
-}
-
-impl Check for Kafka {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        let consumer = Arc::clone(&self.0);
-        Box::pin(async move {
-            // librdkafka's metadata call blocks; keep it off the async workers.
-            tokio::task::spawn_blocking(move || {
-                consumer
-                    .fetch_metadata(None, CHECK_TIMEOUT)
-                    .map(drop)
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        })
-    }
 }
 
 #[cfg(test)]

@@ -8,14 +8,18 @@
 //! - [`metrics`]: `GET /metrics` in the Prometheus text format.
 //! - [`http`]: binding, request ids, request spans and graceful serving.
 //! - [`openapi`]: the modifier that lists every error status in an OpenAPI document.
-//! - [`mongo`], [`redis`]: clients that connect lazily, so a service starts while a server is down.
+//! - [`redis`] (feature `redis`): the shared Redis connection, lazy so a service starts while
+//!   Redis is down, and its check.
+//!
+//! It depends on no other server's driver: PostgreSQL's pool and check live in `event-store`,
+//! MongoDB's in `read-model`, Kafka's in `relay`.
 
 pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics;
-pub mod mongo;
 pub mod openapi;
+#[cfg(feature = "redis")]
 pub mod redis;
 pub mod settings;
 pub mod shutdown;

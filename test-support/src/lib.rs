@@ -5,9 +5,14 @@
 //! The servers are the real ones that `scripts/services up` starts; their addresses come from the
 //! same `TASKTRAIL_*` variables the services read (defaults: the native servers on 127.0.0.1).
 //! A test that finds a server down fails with a message naming the command that starts it.
+//!
+//! [`workload`] generates valid event streams for the property tests and the benchmark. The
+//! Kafka helpers are behind the `kafka` feature, so the event store's tests build no Kafka client.
 
+#[cfg(feature = "kafka")]
 pub mod broker;
 mod postgres;
+pub mod workload;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -117,12 +122,14 @@ pub fn dead_address() -> String {
     address.to_string()
 }
 
+#[cfg(feature = "kafka")]
 /// A consumer in a group of its own that reads from the earliest offset and commits nothing by
 /// itself. Close it with [`drop_within`].
 pub fn kafka_consumer(group_label: &str) -> rdkafka::consumer::StreamConsumer {
     kafka_consumer_at(&servers().kafka.brokers, group_label)
 }
 
+#[cfg(feature = "kafka")]
 /// [`kafka_consumer`] for the broker at `brokers` (e.g. a [`broker::PrivateBroker`]).
 pub fn kafka_consumer_at(brokers: &str, group_label: &str) -> rdkafka::consumer::StreamConsumer {
     rdkafka::ClientConfig::new()

@@ -155,7 +155,7 @@ fn ensure_not_archived(state: &ProjectState) -> Result<(), ProjectError> {
 }
 
 impl Aggregate for Project {
-    const TYPE: &'static str = "project";
+    const TYPE: &'static str = crate::AggregateType::Project.as_str();
     type Command = ProjectCommand;
     type Event = ProjectEvent;
     type Error = ProjectError;

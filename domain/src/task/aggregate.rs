@@ -172,7 +172,7 @@ fn ensure_assignable(access: &ProjectAccess, assignee_id: Uuid) -> Result<(), Ta
 }
 
 impl Aggregate for Task {
-    const TYPE: &'static str = "task";
+    const TYPE: &'static str = crate::AggregateType::Task.as_str();
     type Command = TaskCommand;
     type Event = TaskEvent;
     type Error = TaskError;

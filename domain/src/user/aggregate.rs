@@ -188,7 +188,7 @@ fn owned_by_other(owner: Option<Uuid>, user_id: Uuid) -> bool {
 }
 
 impl Aggregate for User {
-    const TYPE: &'static str = "user";
+    const TYPE: &'static str = crate::AggregateType::User.as_str();
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = UserError;

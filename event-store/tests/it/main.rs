@@ -6,8 +6,6 @@ mod concurrency;
 mod helpers;
 mod notify;
 mod registry;
-mod relay;
-mod relay_faults;
 mod repository;
 mod unavailable;
 mod uniqueness;

@@ -14,7 +14,7 @@ use tasktrail_projector::replay::{self, Projection, ReplayOptions};
 use tasktrail_projector::settings::{ProjectorSettings, Settings};
 use tasktrail_projector::startup;
 use tasktrail_projector::store::Store;
-use tasktrail_projector::workload::WorkloadEvent;
+use test_support::workload::WorkloadEvent;
 use test_support::{EVENTUALLY, TestDatabase, eventually, server_down, servers, unique_name};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -205,7 +205,7 @@ impl World {
 
 /// Inserts the events the way postgres-es does, 500 per statement.
 pub async fn seed(pool: &PgPool, events: &[WorkloadEvent]) {
-    tasktrail_projector::workload::insert(pool, events)
+    test_support::workload::insert(pool, events)
         .await
         .expect("seed events");
 }
@@ -217,13 +217,13 @@ pub struct RunningRelay {
 }
 
 pub fn start_relay(world: &World) -> RunningRelay {
-    let relay = event_store::relay::Relay::new(
+    let relay = relay::Relay::new(
         world.pool().clone(),
         world.settings.kafka.brokers.clone(),
-        event_store::relay::RelaySettings {
+        relay::RelaySettings {
             topic_prefix: world.settings.kafka.topic_prefix.clone(),
             poll_interval: Duration::from_millis(200),
-            ..event_store::relay::RelaySettings::default()
+            ..relay::RelaySettings::default()
         },
     );
     let (stop, stopped) = oneshot::channel::<()>();

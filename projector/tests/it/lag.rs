@@ -6,7 +6,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tasktrail_projector::lag::LagProbe;
 use tasktrail_projector::live::topics;
-use tasktrail_projector::workload::workload;
+use test_support::workload::workload;
 use test_support::{EVENTUALLY, eventually};
 
 use crate::helpers::{World, seed, start_relay, wait_for_topics};
@@ -42,12 +42,12 @@ async fn a_trailing_partition_counts_in_full_although_the_others_applied_the_new
     let relay = start_relay(&world);
     wait_for_topics(&world).await;
     eventually(EVENTUALLY, "the relay to publish every event", || async {
-        let lag = event_store::relay::lag(world.pool()).await.ok()?;
+        let lag = relay::lag(world.pool()).await.ok()?;
         (lag.events == 0).then_some(())
     })
     .await;
     let topics = topics(&world.settings.kafka.topic_prefix);
-    let published = event_store::relay::partition_offsets(world.pool(), &topics)
+    let published = relay::partition_offsets(world.pool(), &topics)
         .await
         .expect("partition offsets");
     // The delivery reports' offsets: one message per event, nothing sent twice.

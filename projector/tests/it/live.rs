@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use event_store::read::{self, Position};
 use mongodb::bson::doc;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use read_model::{Generation, keys, names};
-use tasktrail_projector::events::{self, Position};
-use tasktrail_projector::workload::workload;
+use test_support::workload::workload;
 
 use crate::helpers::{
     World, seed, spawn_projector_process, start_projector, start_relay, wait_for_topics,
@@ -28,7 +28,7 @@ async fn events_through_the_relay_and_projector_appear_in_mongo_and_redis() {
         .expect("generation");
     let task = events
         .iter()
-        .find(|e| e.aggregate_type == "task")
+        .find(|e| e.aggregate_type == domain::AggregateType::Task)
         .expect("a task");
     let stored = world
         .store
@@ -47,7 +47,7 @@ async fn events_through_the_relay_and_projector_appear_in_mongo_and_redis() {
     let mut redis = world.store.redis.clone();
     let user = events
         .iter()
-        .find(|e| e.aggregate_type == "user")
+        .find(|e| e.aggregate_type == domain::AggregateType::User)
         .expect("a user");
     let json: Option<String> = redis::cmd("GET")
         .arg(keys::user(
@@ -101,7 +101,7 @@ async fn redelivering_every_message_twice_changes_nothing() {
         .set("partitioner", "murmur2_random")
         .create()
         .expect("producer");
-    let envelopes = events::next_batch(world.pool(), &Position::start(), 100_000)
+    let envelopes = read::after(world.pool(), &Position::start(), 100_000)
         .await
         .expect("events");
     for _ in 0..2 {

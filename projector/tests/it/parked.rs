@@ -4,7 +4,7 @@ use mongodb::bson::doc;
 use read_model::documents::TaskView;
 use read_model::{Generation, names};
 use tasktrail_projector::parked::{self, Retried};
-use tasktrail_projector::workload::{WorkloadEvent, workload};
+use test_support::workload::{WorkloadEvent, workload};
 
 use crate::helpers::{World, seed, start_projector, start_relay, wait_for_topics};
 
@@ -14,7 +14,7 @@ fn poisoned_task(template: &WorkloadEvent) -> Vec<WorkloadEvent> {
     let mut payload = template.payload.clone();
     payload["TaskCreated"]["task_id"] = serde_json::json!(id.to_string());
     let event = |sequence: i64, event_type: &str, payload: serde_json::Value| WorkloadEvent {
-        aggregate_type: "task",
+        aggregate_type: domain::AggregateType::Task,
         aggregate_id: id,
         sequence,
         event_type: event_type.to_owned(),

@@ -3,7 +3,7 @@
 use read_model::Generation;
 use tasktrail_projector::replay::{self, Projection, ReplayOptions};
 use tasktrail_projector::store::BatchOptions;
-use tasktrail_projector::workload::workload;
+use test_support::workload::workload;
 
 use crate::helpers::{World, seed};
 
@@ -187,13 +187,10 @@ async fn seed_100k() {
 async fn the_live_store_applied_event_by_event_equals_a_replay() {
     let world = World::new().await;
     seed(world.pool(), &workload(11, 12, 300)).await;
-    let envelopes = tasktrail_projector::events::next_batch(
-        world.pool(),
-        &tasktrail_projector::events::Position::start(),
-        100_000,
-    )
-    .await
-    .expect("events");
+    let envelopes =
+        event_store::read::after(world.pool(), &event_store::read::Position::start(), 100_000)
+            .await
+            .expect("events");
     // Reversed then in order: every event of the first pass after an aggregate's first one is
     // a gap, filled from the event store; the second pass is all duplicates.
     for (_, envelope) in envelopes.iter().rev().chain(envelopes.iter()) {
@@ -236,7 +233,7 @@ async fn the_live_store_applied_event_by_event_equals_a_replay() {
 /// of it and is the first the in-order phase reads after the boundary.
 #[tokio::test]
 async fn the_first_phase_leaves_open_transactions_to_the_in_order_phase() {
-    use tasktrail_projector::events;
+    use event_store::read;
     let world = World::new().await;
     let stream = workload(24, 3, 40);
     let (committed, held) = stream.split_at(stream.len() - 1);
@@ -248,7 +245,7 @@ async fn the_first_phase_leaves_open_transactions_to_the_in_order_phase() {
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          VALUES ($1, $2, $3, $4, '1.0', $5, $6)",
     )
-    .bind(late.aggregate_type)
+    .bind(late.aggregate_type.as_str())
     .bind(late.aggregate_id.to_string())
     .bind(late.sequence)
     .bind(&late.event_type)
@@ -257,13 +254,13 @@ async fn the_first_phase_leaves_open_transactions_to_the_in_order_phase() {
     .execute(&mut *open)
     .await
     .expect("insert");
-    let (cursor, end) = events::boundary(world.pool()).await.expect("boundary");
+    let (cursor, end) = read::boundary(world.pool()).await.expect("boundary");
     open.commit().await.expect("commit");
 
     let mut first_phase = Vec::new();
     let mut at = cursor;
     loop {
-        let (next, batch) = events::next_by_aggregate(world.pool(), &at, 7)
+        let (next, batch) = read::by_aggregate(world.pool(), &at, 7)
             .await
             .expect("by aggregate");
         if batch.is_empty() {
@@ -274,7 +271,7 @@ async fn the_first_phase_leaves_open_transactions_to_the_in_order_phase() {
     }
     let keys: Vec<_> = first_phase
         .iter()
-        .map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone(), e.sequence))
+        .map(|e| (e.aggregate_type, e.aggregate_id.clone(), e.sequence))
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
@@ -293,7 +290,7 @@ async fn the_first_phase_leaves_open_transactions_to_the_in_order_phase() {
         test_support::EVENTUALLY,
         "the rest in order",
         || async move {
-            let rest = events::next_batch(pool, end, 1000).await.ok()?;
+            let rest = read::after(pool, end, 1000).await.ok()?;
             let mut all: Vec<_> = first_phase
                 .iter()
                 .chain(rest.iter().map(|(_, e)| e))
@@ -325,14 +322,14 @@ async fn a_hole_inside_a_batch_is_filled_from_the_event_store() {
     seed(world.pool(), &stream).await;
     // The envelopes as the workload makes them: a read of the store in commit order could be
     // held back by another test's open transaction (the gap filling reads by aggregate).
-    let mut by_task: std::collections::BTreeMap<String, Vec<read_model::Envelope>> =
+    let mut by_task: std::collections::BTreeMap<String, Vec<event_store::read::Envelope>> =
         std::collections::BTreeMap::new();
     for envelope in stream
         .iter()
         .zip(1..)
         .map(|(e, position)| e.envelope(position))
     {
-        if envelope.aggregate_type == "task" {
+        if envelope.aggregate_type == domain::AggregateType::Task {
             by_task
                 .entry(envelope.aggregate_id.clone())
                 .or_default()
@@ -431,7 +428,7 @@ async fn the_overdue_pass_writes_each_notification_once() {
 /// one started after them, leaving out `9998` and `9999`.
 #[tokio::test]
 async fn the_in_order_read_crosses_a_digit_boundary_of_transaction_ids() {
-    use tasktrail_projector::events::{self, Position};
+    use event_store::read::{self, Position};
     let world = World::new().await;
     let stream = workload(27, 1, 4);
     seed(world.pool(), &stream[..4]).await;
@@ -447,9 +444,7 @@ async fn the_in_order_read_crosses_a_digit_boundary_of_transaction_ids() {
     let mut read = Vec::new();
     let mut at = Position::start();
     loop {
-        let batch = events::next_batch(world.pool(), &at, 2)
-            .await
-            .expect("a batch");
+        let batch = read::after(world.pool(), &at, 2).await.expect("a batch");
         let Some((last, _)) = batch.last() else { break };
         at = last.clone();
         read.extend(batch.into_iter().map(|(p, _)| p.transaction_id));
@@ -466,12 +461,12 @@ async fn the_fold_waits_for_committed_events_held_back_by_an_open_transaction() 
     let stream = workload(28, 3, 60);
     let (seeded, late) = stream.split_at(stream.len() - 1);
     seed(world.pool(), seeded).await;
-    let insert = |event: &tasktrail_projector::workload::WorkloadEvent| {
+    let insert = |event: &test_support::workload::WorkloadEvent| {
         sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
              VALUES ($1, $2, $3, $4, '1.0', $5, $6)",
         )
-        .bind(event.aggregate_type)
+        .bind(event.aggregate_type.as_str())
         .bind(event.aggregate_id.to_string())
         .bind(event.sequence)
         .bind(event.event_type.clone())
@@ -496,7 +491,7 @@ async fn the_fold_waits_for_committed_events_held_back_by_an_open_transaction() 
     // The fold has applied everything it can read.
     let tasks: std::collections::HashSet<_> = seeded
         .iter()
-        .filter(|e| e.aggregate_type == "task")
+        .filter(|e| e.aggregate_type == domain::AggregateType::Task)
         .map(|e| e.aggregate_id)
         .collect();
     test_support::eventually(

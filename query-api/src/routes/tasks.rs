@@ -11,11 +11,12 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use domain::AggregateType;
+use event_store::read;
 use mongodb::bson::{Bson, doc};
 use read_model::documents::{TaskView, status};
 use read_model::names;
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -388,17 +389,12 @@ pub async fn history(
     let id = id.to_string();
     // The project comes from the task's first event, so a task the projector has not reached
     // yet still has a history; visibility is that of the project.
-    let created: Option<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload FROM events
-          WHERE aggregate_type = 'task' AND aggregate_id = $1 AND sequence = 1",
-    )
-    .bind(&id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(StoreError::from)?;
+    let created = read::of_aggregate(&state.pool, AggregateType::Task, &id, 0, 1)
+        .await
+        .map_err(StoreError::from)?;
     let project_id = created
-        .as_ref()
-        .and_then(|payload| payload.get("TaskCreated"))
+        .first()
+        .and_then(|created| created.payload.get("TaskCreated"))
         .and_then(|created| created.get("project_id"))
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned);
@@ -413,42 +409,26 @@ pub async fn history(
     {
         return Err(ApiError::not_found("task", &id));
     }
-    let rows = sqlx::query(
-        "SELECT sequence, event_type, event_version, payload, metadata, recorded_at
-           FROM events
-          WHERE aggregate_type = 'task' AND aggregate_id = $1 AND sequence > $2
-          ORDER BY sequence
-          LIMIT $3",
+    let mut events: Vec<HistoryEvent> = read::of_aggregate(
+        &state.pool,
+        AggregateType::Task,
+        &id,
+        after,
+        i64::from(limit) + 1,
     )
-    .bind(&id)
-    .bind(after)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&state.pool)
     .await
-    .map_err(StoreError::from)?;
-    let mut events = rows
-        .iter()
-        .map(|row| {
-            let metadata: serde_json::Value = row.try_get("metadata")?;
-            let text = |key: &str| {
-                metadata
-                    .get(key)
-                    .and_then(serde_json::Value::as_str)
-                    .filter(|value| !value.is_empty())
-                    .map(str::to_owned)
-            };
-            Ok(HistoryEvent {
-                sequence: row.try_get("sequence")?,
-                event_type: row.try_get("event_type")?,
-                event_version: row.try_get("event_version")?,
-                payload: row.try_get("payload")?,
-                occurred_at: row.try_get("recorded_at")?,
-                actor: text("user_id"),
-                request_id: text("request_id"),
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(StoreError::from)?;
+    .map_err(StoreError::from)?
+    .into_iter()
+    .map(|event| HistoryEvent {
+        sequence: event.sequence,
+        event_type: event.event_type,
+        event_version: event.event_version,
+        payload: event.payload,
+        occurred_at: event.occurred_at,
+        actor: event.metadata.user_id.map(|user_id| user_id.to_string()),
+        request_id: Some(event.metadata.request_id).filter(|id| !id.is_empty()),
+    })
+    .collect();
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     let next_after = more.then(|| events.last().map(|e| e.sequence)).flatten();

@@ -110,7 +110,7 @@ impl TestApp {
         settings.log.filter = "warn".to_owned();
         service_runtime::telemetry::init(&settings.log);
         let url = spawn(startup::build(settings).await.expect("build the query API"));
-        let client = service_runtime::mongo::connect(&servers().mongo)
+        let client = read_model::mongo::connect(&servers().mongo)
             .await
             .expect("MongoDB client");
         let redis = service_runtime::redis::connect(&servers().redis).expect("Redis client");
@@ -308,7 +308,7 @@ impl Drop for ReadSide {
 }
 
 async fn wipe(database: &str, prefix: &str) -> anyhow::Result<()> {
-    let client = service_runtime::mongo::connect(&servers().mongo).await?;
+    let client = read_model::mongo::connect(&servers().mongo).await?;
     client.database(database).drop().await?;
     let mut redis = service_runtime::redis::connect(&servers().redis)?;
     let keys: Vec<String> = redis::cmd("KEYS")

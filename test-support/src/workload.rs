@@ -3,17 +3,18 @@
 
 use chrono::{Duration, NaiveDate, TimeZone as _, Utc};
 use domain::{
-    Age, Description, Email, PasswordHash, PersonName, ProjectEvent, ProjectName, Role, TaskEvent,
-    TaskStatus, TaskTitle, UserEvent, Username,
+    Age, AggregateType, Description, Email, PasswordHash, PersonName, ProjectEvent, ProjectName,
+    Role, TaskEvent, TaskStatus, TaskTitle, UserEvent, Username,
 };
-use read_model::{Envelope, EnvelopeMetadata};
+use event_store::Metadata;
+use event_store::read::Envelope;
 use uuid::Uuid;
 
 /// One event of a workload, as stored in the `events` table.
 #[derive(Debug, Clone)]
 pub struct WorkloadEvent {
-    /// `user`, `project` or `task`.
-    pub aggregate_type: &'static str,
+    /// Whose event it is.
+    pub aggregate_type: AggregateType,
     /// The aggregate id.
     pub aggregate_id: Uuid,
     /// Its sequence.
@@ -30,11 +31,16 @@ impl WorkloadEvent {
     /// The `metadata` column.
     #[must_use]
     pub fn metadata(&self) -> serde_json::Value {
-        serde_json::json!({
-            "user_id": self.actor.to_string(),
-            "request_id": format!("req-{}-{}", self.aggregate_id.simple(), self.sequence),
-            "correlation_id": "workload",
-        })
+        serde_json::json!(self.stored_metadata().into_map())
+    }
+
+    fn stored_metadata(&self) -> Metadata {
+        Metadata {
+            user_id: Some(self.actor),
+            request_id: format!("req-{}-{}", self.aggregate_id.simple(), self.sequence),
+            correlation_id: "workload".to_owned(),
+            ..Metadata::default()
+        }
     }
 
     /// The envelope of this event at `global_position` (event id and time derived from it).
@@ -42,7 +48,7 @@ impl WorkloadEvent {
     pub fn envelope(&self, global_position: i64) -> Envelope {
         Envelope {
             event_id: Uuid::from_u128(u128::try_from(global_position).unwrap_or(0)),
-            aggregate_type: self.aggregate_type.to_owned(),
+            aggregate_type: self.aggregate_type,
             aggregate_id: self.aggregate_id.to_string(),
             sequence: self.sequence,
             global_position,
@@ -52,7 +58,7 @@ impl WorkloadEvent {
                 .timestamp_millis_opt(1_767_225_600_000 + global_position * 1000)
                 .single()
                 .unwrap_or_default(),
-            metadata: EnvelopeMetadata::from_stored(&self.metadata()),
+            metadata: self.stored_metadata(),
             payload: self.payload.clone(),
         }
     }
@@ -100,7 +106,7 @@ struct Builder {
 impl Builder {
     fn push(
         &mut self,
-        aggregate_type: &'static str,
+        aggregate_type: AggregateType,
         id: Uuid,
         sequence: &mut i64,
         payload: serde_json::Value,
@@ -145,7 +151,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
             continue;
         };
         b.push(
-            "user",
+            AggregateType::User,
             id,
             &mut sequence,
             json(&UserEvent::UserRegistered {
@@ -177,7 +183,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
             continue;
         };
         b.push(
-            "project",
+            AggregateType::Project,
             id,
             &mut sequence,
             json(&ProjectEvent::ProjectCreated {
@@ -191,7 +197,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
         );
         for member in user_ids.iter().skip(index * 4 + 1).take(3) {
             b.push(
-                "project",
+                AggregateType::Project,
                 id,
                 &mut sequence,
                 json(&ProjectEvent::ProjectMemberAdded { user_id: *member }),
@@ -226,7 +232,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                 continue;
             };
             b.push(
-                "task",
+                AggregateType::Task,
                 id,
                 &mut sequence,
                 json(&TaskEvent::TaskCreated {
@@ -262,7 +268,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                 .unwrap_or_default()
                 .and_utc();
             b.push(
-                "user",
+                AggregateType::User,
                 user_ids[index],
                 &mut user_sequences[index],
                 json(&UserEvent::UserNotificationsRead { up_to }),
@@ -279,7 +285,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                 continue;
             };
             b.push(
-                "project",
+                AggregateType::Project,
                 project.id,
                 &mut project.sequence,
                 json(&ProjectEvent::ProjectRenamed { name: new_name }),
@@ -340,7 +346,13 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
             }
         };
         let _ = projects[task.project].id;
-        b.push("task", task.id, &mut task.sequence, payload, actor);
+        b.push(
+            AggregateType::Task,
+            task.id,
+            &mut task.sequence,
+            payload,
+            actor,
+        );
     }
     b.events
 }
@@ -356,7 +368,7 @@ pub async fn insert(pool: &sqlx::PgPool, events: &[WorkloadEvent]) -> sqlx::Resu
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
         );
         builder.push_values(chunk, |mut row, event| {
-            row.push_bind(event.aggregate_type)
+            row.push_bind(event.aggregate_type.as_str())
                 .push_bind(event.aggregate_id.to_string())
                 .push_bind(event.sequence)
                 .push_bind(&event.event_type)

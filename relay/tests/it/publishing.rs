@@ -8,11 +8,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_store::relay::{self, Relay, RelaySettings, RelayStatus};
 use futures::StreamExt as _;
 use rdkafka::Message as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::Headers as _;
+use relay::{Relay, RelaySettings, RelayStatus};
 use sqlx::{Connection as _, PgConnection, PgPool};
 use test_support::{EVENTUALLY, TestDatabase, drop_within, eventually, servers, unique_name};
 use tokio::sync::oneshot;
@@ -185,7 +185,7 @@ pub(crate) async fn consume_at(
     settle: Duration,
 ) -> Vec<Received> {
     let consumer = test_support::kafka_consumer_at(brokers, "relay_test");
-    let topics: Vec<String> = relay::AGGREGATE_TYPES
+    let topics: Vec<String> = domain::AggregateType::ALL
         .iter()
         .map(|aggregate_type| format!("{prefix}.{aggregate_type}"))
         .collect();

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use event_store::relay::{self, RelaySettings};
+use relay::RelaySettings;
 use sqlx::PgPool;
 use test_support::broker::PrivateBroker;
 use test_support::{EVENTUALLY, TestDatabase, eventually, servers, unique_name};
 
-use crate::relay::{
+use crate::publishing::{
     Received, consume_at, insert, insert_many, sequences_by_aggregate, settings, start_at,
     wait_caught_up,
 };
