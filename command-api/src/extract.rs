@@ -1,78 +1,14 @@
-//! Extractors whose rejections are [`ApiError`]s, so every bad request gets the JSON error body.
+//! The command API's own extractors (request ids, expected version, client address); the
+//! shared ones (JSON body, path) are re-exported from `service_runtime::extract`. Rejections
+//! are [`HttpError`]s, so every bad request gets the JSON error body.
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use service_runtime::error::HttpError;
+pub use service_runtime::extract::{AppJson, AppPath};
 use service_runtime::http::{REQUEST_ID_HEADER, is_safe_request_id};
-
-use crate::error::ApiError;
-
-/// A JSON body. Unknown fields (every DTO denies them) and keys starting with `$` anywhere in the
-/// document are refused with 422; malformed JSON is 400; a body over the limit is 413.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppJson<T>(pub T);
-
-impl<T, S> FromRequest<S> for AppJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<Value>::from_request(request, state).await?;
-        if let Some(key) = dollar_key(&value) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                format!("keys starting with `$` are not allowed (found `{key}`)"),
-            ));
-        }
-        serde_json::from_value(value).map(Self).map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                error.to_string(),
-            )
-        })
-    }
-}
-
-fn dollar_key(value: &Value) -> Option<&str> {
-    match value {
-        Value::Object(map) => map.iter().find_map(|(key, inner)| {
-            if key.starts_with('$') {
-                Some(key.as_str())
-            } else {
-                dollar_key(inner)
-            }
-        }),
-        Value::Array(items) => items.iter().find_map(dollar_key),
-        _ => None,
-    }
-}
-
-/// Path parameters; a malformed id is a 400 `invalid_id` (as on the query API).
-#[derive(Debug, Clone, Copy)]
-pub struct AppPath<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for AppPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(value) =
-            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
-        Ok(Self(value))
-    }
-}
 
 /// Where a request came from, for the metadata of the events it causes: the request id (set by
 /// the observability layer when the client sent none or an unsafe one), the correlation id
@@ -86,7 +22,7 @@ pub struct RequestIds {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestIds {
-    type Rejection = ApiError;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let header = |name: &str| {
@@ -112,7 +48,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestIds {
 pub struct ExpectedVersion(pub Option<u64>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ExpectedVersion {
-    type Rejection = ApiError;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let from_header = parts
@@ -136,11 +72,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ExpectedVersion {
         match from_header.or(from_query) {
             None => Ok(Self(None)),
             Some(raw) => raw.parse().map(|v| Self(Some(v))).map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid",
-                    format!("expected version must be a non-negative integer, got {raw:?}"),
-                )
+                HttpError::invalid(format!(
+                    "expected version must be a non-negative integer, got {raw:?}"
+                ))
             }),
         }
     }

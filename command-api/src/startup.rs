@@ -14,7 +14,7 @@ use service_runtime::http::Server;
 use service_runtime::metrics::Metrics;
 
 use crate::settings::{BODY_LIMIT_BYTES, Settings};
-use crate::state::AppState;
+use crate::state::{AppState, Commands};
 use crate::{openapi, routes};
 
 /// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
@@ -44,16 +44,28 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
 
     let maintained = revocations.clone();
     let registry = Registry::new(pool.clone());
+    let query_api: Arc<str> = settings.query_api.public_url.trim_end_matches('/').into();
     let state = AppState {
-        users: Arc::new(CommandBus::new(pool.clone(), registry.user_services())),
-        projects: Arc::new(CommandBus::new(pool.clone(), registry.project_services())),
-        tasks: Arc::new(CommandBus::new(pool.clone(), registry.task_services())),
+        users: Arc::new(Commands::new(
+            CommandBus::new(pool.clone(), registry.user_services()),
+            "users",
+            Arc::clone(&query_api),
+        )),
+        projects: Arc::new(Commands::new(
+            CommandBus::new(pool.clone(), registry.project_services()),
+            "projects",
+            Arc::clone(&query_api),
+        )),
+        tasks: Arc::new(Commands::new(
+            CommandBus::new(pool.clone(), registry.task_services()),
+            "tasks",
+            query_api,
+        )),
         registry,
         tokens,
         revocations,
         authenticator,
         login_throttle,
-        query_api_url: settings.query_api.public_url.trim_end_matches('/').into(),
     };
 
     let relay_config = &settings.relay;

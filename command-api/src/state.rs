@@ -18,27 +18,23 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::extract::{ExpectedVersion, RequestIds};
 
-/// The command API's state: one command bus per aggregate, the write-side registry and auth.
+/// The command API's state: the commands of each aggregate, the write-side registry and auth.
 #[derive(Clone)]
 pub struct AppState {
-    pub users: Arc<CommandBus<User>>,
-    pub projects: Arc<CommandBus<Project>>,
-    pub tasks: Arc<CommandBus<Task>>,
+    pub users: Arc<Commands<User>>,
+    pub projects: Arc<Commands<Project>>,
+    pub tasks: Arc<Commands<Task>>,
     pub registry: Registry,
     pub tokens: Arc<Tokens>,
     pub revocations: Revocations,
     pub authenticator: Authenticator,
     /// Failed logins per account and per client address.
     pub login_throttle: LoginThrottle,
-    /// Base URL of the query API, for the `Location` of what a command changed.
-    pub query_api_url: Arc<str>,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("query_api_url", &self.query_api_url)
-            .finish_non_exhaustive()
+        f.debug_struct("AppState").finish_non_exhaustive()
     }
 }
 
@@ -106,68 +102,99 @@ pub struct CommandReply {
     pub version: u64,
 }
 
-impl AppState {
-    /// Runs `command` on the aggregate `id` of `/{resource}/{id}` for `caller`, and replies
-    /// 200 with `{id, version}` (see [`AppState::reply`]).
-    pub async fn execute<A>(
+/// The commands of one aggregate type: its [`CommandBus`], and where the query API serves the
+/// resource they change (for the reply's `Location`).
+pub struct Commands<A: Aggregate> {
+    bus: CommandBus<A>,
+    /// The resource's path on the query API: `/users`, `/projects` or `/tasks`.
+    resource: &'static str,
+    /// Base URL of the query API.
+    query_api_url: Arc<str>,
+}
+
+impl<A: Aggregate> std::fmt::Debug for Commands<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands")
+            .field("resource", &self.resource)
+            .field("query_api_url", &self.query_api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A> Commands<A>
+where
+    A: Aggregate,
+    A::Error: DomainError,
+{
+    /// The commands of `bus`, whose aggregates the query API serves at
+    /// `<query_api_url>/<resource>/{id}`.
+    pub fn new(bus: CommandBus<A>, resource: &'static str, query_api_url: Arc<str>) -> Self {
+        Self {
+            bus,
+            resource,
+            query_api_url,
+        }
+    }
+
+    /// Runs `command` on the aggregate `id` for `caller`, and replies 200 with `{id, version}`
+    /// (see [`Commands::reply`]).
+    pub async fn execute(
         &self,
-        bus: &CommandBus<A>,
         id: Uuid,
         command: A::Command,
         caller: Caller,
-        resource: &str,
-    ) -> Result<Response, ApiError>
-    where
-        A: Aggregate,
-        A::Error: DomainError,
-    {
-        self.execute_as(bus, id, command, caller, resource, None)
+    ) -> Result<Response, ApiError> {
+        self.execute_as(id, command, caller, None).await
+    }
+
+    /// [`Commands::execute`] with a [`Metadata::action`] recorded in the events' metadata.
+    pub async fn execute_as(
+        &self,
+        id: Uuid,
+        command: A::Command,
+        caller: Caller,
+        action: Option<&str>,
+    ) -> Result<Response, ApiError> {
+        let mut meta = metadata(caller.ids, Some(caller.user.claims.sub));
+        meta.action = action.map(str::to_owned);
+        self.run(id, command, meta, caller.expected.0, StatusCode::OK)
             .await
     }
 
-    /// [`AppState::execute`] with a [`Metadata::action`] recorded in the events' metadata.
-    pub async fn execute_as<A>(
+    /// Like [`Commands::execute`] for a command that creates the aggregate: 201.
+    pub async fn create(
         &self,
-        bus: &CommandBus<A>,
         id: Uuid,
         command: A::Command,
         caller: Caller,
-        resource: &str,
-        action: Option<&str>,
-    ) -> Result<Response, ApiError>
-    where
-        A: Aggregate,
-        A::Error: DomainError,
-    {
-        let mut meta = metadata(caller.ids, Some(caller.user.claims.sub));
-        meta.action = action.map(str::to_owned);
-        let committed = bus
-            .execute(&id.to_string(), command, meta, caller.expected.0)
-            .await?;
-        Ok(self.reply(id, &format!("/{resource}/{id}"), &committed))
+    ) -> Result<Response, ApiError> {
+        let meta = metadata(caller.ids, Some(caller.user.claims.sub));
+        self.run(id, command, meta, caller.expected.0, StatusCode::CREATED)
+            .await
     }
 
-    /// Like [`AppState::execute`] for a command that creates the aggregate: 201.
-    pub async fn create<A>(
+    /// Runs `command` with `metadata` at the `expected` version (if any) and replies `status`
+    /// with `{id, version}`, `Location: <query api>/<resource>/<id>` and `ETag: "<version>"`.
+    pub async fn run(
         &self,
-        bus: &CommandBus<A>,
         id: Uuid,
         command: A::Command,
-        caller: Caller,
-        resource: &str,
-    ) -> Result<Response, ApiError>
-    where
-        A: Aggregate,
-        A::Error: DomainError,
-    {
-        let mut response = self.execute(bus, id, command, caller, resource).await?;
-        *response.status_mut() = StatusCode::CREATED;
+        metadata: Metadata,
+        expected: Option<u64>,
+        status: StatusCode,
+    ) -> Result<Response, ApiError> {
+        let committed = self
+            .bus
+            .execute(&id.to_string(), command, metadata, expected)
+            .await?;
+        let mut response = self.reply(id, &committed);
+        *response.status_mut() = status;
         Ok(response)
     }
 
-    /// 200, the [`CommandReply`] body, `Location: <query api>/<path>` and
+    /// 200, the [`CommandReply`] body, `Location: <query api>/<resource>/<id>` and
     /// `ETag: "<version>"`.
-    pub fn reply(&self, id: Uuid, path: &str, committed: &Committed) -> Response {
+    fn reply(&self, id: Uuid, committed: &Committed) -> Response {
         let mut response = (
             StatusCode::OK,
             Json(CommandReply {
@@ -177,7 +204,8 @@ impl AppState {
         )
             .into_response();
         let headers = response.headers_mut();
-        if let Ok(location) = HeaderValue::from_str(&format!("{}{path}", self.query_api_url)) {
+        let location = format!("{}/{}/{id}", self.query_api_url, self.resource);
+        if let Ok(location) = HeaderValue::from_str(&location) {
             headers.insert(header::LOCATION, location);
         }
         if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", committed.version)) {

@@ -120,7 +120,11 @@ impl Consistency {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 self.behind.fetch_add(1, Ordering::Relaxed);
-                return Err(ApiError::read_model_behind(aggregate_id, wanted, current));
+                return Err(crate::error::read_model_behind(
+                    aggregate_id,
+                    wanted,
+                    current,
+                ));
             }
             let fallback = self.poll.min(deadline - now);
             // The sender lives as long as `self`, so `changed` only ever returns Ok.

@@ -1,9 +1,8 @@
 //! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`/docs`, assets vendored in the
 //! binary: it works offline).
 
-use service_runtime::openapi::TruthfulErrors;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use service_runtime::openapi::{BearerAuth, TruthfulErrors};
+use utoipa::OpenApi;
 
 use crate::pagination::Page;
 use crate::routes::{notifications, projects, stats, tasks, users};
@@ -51,26 +50,7 @@ pub struct ApiDoc;
 /// Every error status each operation can answer, with the error schema; enums; `If-Match`.
 const ERRORS: TruthfulErrors = TruthfulErrors::QUERIES;
 
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// `/docs` (Swagger UI) and `/openapi.json`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
-    utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .url("/openapi.json", ApiDoc::openapi())
-        .into()
+    service_runtime::openapi::docs_router(ApiDoc::openapi())
 }

@@ -3,11 +3,12 @@
 //! - [`settings`]: typed settings from defaults, an optional file and `TASKTRAIL_*` variables.
 //! - [`telemetry`]: `tracing` subscriber, pretty or JSON.
 //! - [`shutdown`]: a future that resolves on SIGTERM or SIGINT.
-//! - [`error`]: the JSON error body of every API.
+//! - [`error`]: the JSON error body of every API and [`error::HttpError`], the error both answer with.
+//! - [`extract`]: the extractors both APIs share (JSON body, path, query), rejecting with it.
 //! - [`health`]: `GET /healthz` and `GET /readyz` with one check per dependency.
 //! - [`metrics`]: `GET /metrics` in the Prometheus text format.
 //! - [`http`]: binding, request ids, request spans and graceful serving.
-//! - [`openapi`]: the modifier that lists every error status in an OpenAPI document.
+//! - [`openapi`]: the modifiers every OpenAPI document uses (errors, bearer auth) and `/docs`.
 //! - [`redis`] (feature `redis`): the shared Redis connection, lazy so a service starts while
 //!   Redis is down, and its check.
 //!
@@ -15,6 +16,7 @@
 //! MongoDB's in `read-model`, Kafka's in `relay`.
 
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod http;
 pub mod metrics;

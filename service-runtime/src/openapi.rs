@@ -4,13 +4,42 @@
 //! (a task's `status`, a user's `role`) are enums; operations that take an expected version
 //! document `If-Match`.
 //!
-//! Use it as a utoipa modifier: `#[openapi(modifiers(&TruthfulErrors::COMMANDS))]`.
+//! Use it as a utoipa modifier: `#[openapi(modifiers(&BearerAuth, &TruthfulErrors::COMMANDS))]`,
+//! and serve the document with [`docs_router`].
 
 use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
+
+/// Declares the `bearer` (JWT) security scheme that authenticated operations name.
+#[derive(Debug, Clone, Copy)]
+pub struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/docs` (Swagger UI, its assets vendored in the binary: it works offline) and
+/// `/openapi.json`, serving `document`.
+pub fn docs_router<S: Clone + Send + Sync + 'static>(document: OpenApi) -> axum::Router<S> {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/openapi.json", document)
+        .into()
+}
 
 /// The name of the error body's schema in `components.schemas`.
 pub const ERROR_SCHEMA: &str = "Error";

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpError};
 use crate::extract::{AppJson, ClientAddress, RequestIds};
 use crate::state::{AppState, metadata};
 
@@ -83,7 +83,7 @@ pub(crate) async fn register_user(
 ) -> Result<Response, ApiError> {
     let password_hash = auth::hash_password(&user.password)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| HttpError::internal(&e))?;
     let user_id = Uuid::now_v7();
     let command = UserCommand::Register {
         user_id,
@@ -97,13 +97,10 @@ pub(crate) async fn register_user(
         actor,
     };
     let meta = metadata(ids, actor.map(|a| a.user_id).or(Some(user_id)));
-    let committed = state
+    state
         .users
-        .execute(&user_id.to_string(), command, meta, None)
-        .await?;
-    let mut response = state.reply(user_id, &format!("/users/{user_id}"), &committed);
-    *response.status_mut() = StatusCode::CREATED;
-    Ok(response)
+        .run(user_id, command, meta, None, StatusCode::CREATED)
+        .await
 }
 
 #[utoipa::path(post, path = "/auth/register", tag = "auth",
@@ -159,7 +156,9 @@ where
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
         if is_form {
-            let Form(value) = Form::<T>::from_request(request, state).await?;
+            let Form(value) = Form::<T>::from_request(request, state)
+                .await
+                .map_err(HttpError::from)?;
             Ok(Self(value))
         } else {
             let AppJson(value) = AppJson::<T>::from_request(request, state).await?;
@@ -202,40 +201,41 @@ pub async fn token(
         .as_deref()
         .is_some_and(|grant| grant != "password")
     {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unsupported_grant_type",
             "only the password grant is supported",
-        ));
+        )
+        .into());
     }
     let account = request.username.as_str();
     let throttle = &state.login_throttle;
     if let Err(throttled) = throttle.check(account, &client).await {
         return Ok(throttled.into_response());
     }
-    let wrong = || ApiError::unauthorized("wrong username or password");
+    let wrong = || HttpError::unauthorized("wrong username or password");
     let password = Password::parse(&request.password).map_err(|_| wrong());
     let credentials = match Username::parse(&request.username) {
         Ok(username) => state
             .registry
             .credentials(&username)
             .await
-            .map_err(|e| ApiError::unavailable("postgres", &e))?,
+            .map_err(|e| HttpError::unavailable("postgres", &e))?,
         Err(_) => None,
     };
     let (Some(credentials), Ok(password)) = (credentials, password) else {
         // Spend the time a real check would, so timing does not tell which usernames exist.
         auth::dummy_verify().await;
         throttle.failed(account, &client).await;
-        return Err(wrong());
+        return Err(wrong().into());
     };
     if !auth::verify_password(&password, &credentials.password_hash).await {
         throttle.failed(account, &client).await;
-        return Err(wrong());
+        return Err(wrong().into());
     }
     throttle.succeeded(account, &client).await;
     if !credentials.active {
-        return Err(ApiError::forbidden("this account is deactivated"));
+        return Err(HttpError::forbidden("this account is deactivated").into());
     }
     let issued = state
         .tokens
@@ -244,7 +244,7 @@ pub async fn token(
             credentials.role,
             credentials.token_generation,
         )
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| HttpError::internal(&e))?;
     Ok(Json(TokenReply {
         access_token: issued.access_token,
         token_type: issued.token_type,
@@ -263,6 +263,6 @@ pub async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<Sta
         .revocations
         .revoke(&user.claims)
         .await
-        .map_err(|e| ApiError::unavailable("postgres", &e))?;
+        .map_err(|e| HttpError::unavailable("postgres", &e))?;
     Ok(StatusCode::NO_CONTENT)
 }

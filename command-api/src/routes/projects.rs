@@ -69,9 +69,7 @@ pub async fn create(
         description: Description::parse(&dto.description)?,
         deadline: dto.deadline,
     };
-    state
-        .create(&state.projects, project_id, command, caller, "projects")
-        .await
+    state.projects.create(project_id, command, caller).await
 }
 
 /// Only the fields present change; `"deadline": null` clears the deadline.
@@ -105,9 +103,7 @@ pub async fn update(
             .transpose()?,
         deadline: dto.deadline,
     };
-    state
-        .execute(&state.projects, id, command, caller, "projects")
-        .await
+    state.projects.execute(id, command, caller).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,9 +125,7 @@ pub async fn add_member(
         actor: caller.actor(),
         user_id: dto.user_id,
     };
-    state
-        .execute(&state.projects, id, command, caller, "projects")
-        .await
+    state.projects.execute(id, command, caller).await
 }
 
 #[utoipa::path(delete, path = "/projects/{id}/members/{user_id}", tag = "projects", security(("bearer" = [])),
@@ -146,9 +140,7 @@ pub async fn remove_member(
         actor: caller.actor(),
         user_id,
     };
-    state
-        .execute(&state.projects, id, command, caller, "projects")
-        .await
+    state.projects.execute(id, command, caller).await
 }
 
 #[utoipa::path(post, path = "/projects/{id}/archive", tag = "projects", security(("bearer" = [])),
@@ -162,7 +154,5 @@ pub async fn archive(
     let command = ProjectCommand::Archive {
         actor: caller.actor(),
     };
-    state
-        .execute(&state.projects, id, command, caller, "projects")
-        .await
+    state.projects.execute(id, command, caller).await
 }

@@ -105,9 +105,7 @@ async fn create_task(
         assignee_id: dto.assignee_id,
         due_date: dto.due_date,
     };
-    state
-        .create(&state.tasks, task_id, command, caller, "tasks")
-        .await
+    state.tasks.create(task_id, command, caller).await
 }
 
 /// Only the fields present change.
@@ -137,9 +135,7 @@ pub async fn edit(
             .map(Description::parse)
             .transpose()?,
     };
-    state
-        .execute(&state.tasks, id, command, caller, "tasks")
-        .await
+    state.tasks.execute(id, command, caller).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -167,9 +163,7 @@ pub async fn change_status(
         actor: caller.actor(),
         status: dto.status,
     };
-    state
-        .execute(&state.tasks, id, command, caller, "tasks")
-        .await
+    state.tasks.execute(id, command, caller).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -192,9 +186,7 @@ pub async fn assign(
         actor: caller.actor(),
         assignee_id: dto.assignee_id,
     };
-    state
-        .execute(&state.tasks, id, command, caller, "tasks")
-        .await
+    state.tasks.execute(id, command, caller).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -218,9 +210,7 @@ pub async fn set_due_date(
         actor: caller.actor(),
         due_date: dto.due_date,
     };
-    state
-        .execute(&state.tasks, id, command, caller, "tasks")
-        .await
+    state.tasks.execute(id, command, caller).await
 }
 
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
@@ -234,7 +224,5 @@ pub async fn delete_task(
     let command = TaskCommand::Delete {
         actor: caller.actor(),
     };
-    state
-        .execute(&state.tasks, id, command, caller, "tasks")
-        .await
+    state.tasks.execute(id, command, caller).await
 }

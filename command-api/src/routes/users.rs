@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpError};
 use crate::extract::{AppJson, AppPath, ClientAddress};
 use crate::routes::auth::{NewUser, RegisterRequest, register_user};
 use crate::state::{AppState, Caller};
@@ -114,9 +114,7 @@ pub async fn change_profile(
             .map(|age| age.map(Age::parse).transpose())
             .transpose()?,
     };
-    state
-        .execute(&state.users, id, command, caller, "users")
-        .await
+    state.users.execute(id, command, caller).await
 }
 
 /// A new password. Changing your own needs your current one; an admin resetting another user's
@@ -173,14 +171,12 @@ pub async fn change_password(
     };
     let password_hash = auth::hash_password(&password)
         .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| HttpError::internal(&e))?;
     let command = UserCommand::ChangePassword {
         actor,
         password_hash,
     };
-    let response = state
-        .execute_as(&state.users, id, command, caller, "users", action)
-        .await?;
+    let response = state.users.execute_as(id, command, caller, action).await?;
     state.refresh_standing(id).await;
     Ok(response)
 }
@@ -197,8 +193,8 @@ async fn check_current_password(
         .registry
         .credentials_by_id(user_id)
         .await
-        .map_err(|e| ApiError::unavailable("postgres", &e))?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"))?;
+        .map_err(|e| HttpError::unavailable("postgres", &e))?
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "not_found", "no such user"))?;
     let throttle = &state.login_throttle;
     if let Err(throttled) = throttle.check(&credentials.username, client).await {
         return Ok(Some(throttled.into_response()));
@@ -212,11 +208,12 @@ async fn check_current_password(
     };
     if !right {
         throttle.failed(&credentials.username, client).await;
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",
             "the current password is wrong",
-        ));
+        )
+        .into());
     }
     Ok(None)
 }
@@ -242,9 +239,7 @@ pub async fn change_role(
         actor: caller.actor(),
         role: dto.role,
     };
-    let response = state
-        .execute(&state.users, id, command, caller, "users")
-        .await?;
+    let response = state.users.execute(id, command, caller).await?;
     state.refresh_standing(id).await;
     Ok(response)
 }
@@ -260,9 +255,7 @@ pub async fn deactivate(
     let command = UserCommand::Deactivate {
         actor: caller.actor(),
     };
-    let response = state
-        .execute(&state.users, id, command, caller, "users")
-        .await?;
+    let response = state.users.execute(id, command, caller).await?;
     state.refresh_standing(id).await;
     Ok(response)
 }
@@ -295,7 +288,5 @@ pub async fn mark_notifications_read(
     let up_to = dto.up_to.map_or(now, |up_to| up_to.min(now));
     let actor = caller.actor();
     let command = UserCommand::MarkNotificationsRead { actor, up_to };
-    state
-        .execute(&state.users, actor.user_id, command, caller, "users")
-        .await
+    state.users.execute(actor.user_id, command, caller).await
 }

@@ -131,10 +131,7 @@ impl Store {
         let mut groups: HashMap<AggregateKey, Vec<Envelope>> = HashMap::new();
         for envelope in envelopes {
             groups
-                .entry((
-                    envelope.aggregate_type,
-                    envelope.aggregate_id.clone(),
-                ))
+                .entry((envelope.aggregate_type, envelope.aggregate_id.clone()))
                 .or_default()
                 .push(envelope);
         }
