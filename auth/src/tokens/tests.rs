@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use domain::Actor;
 use service_runtime::settings::Secret;
 
 use super::*;
