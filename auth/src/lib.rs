@@ -34,6 +34,8 @@ pub mod settings;
 pub mod standing;
 pub mod tokens;
 
+mod claims;
+mod error;
 mod throttle;
 
 pub use extract::{AuthError, AuthUser, Authenticator, bearer_token};

@@ -20,8 +20,8 @@ use redis::aio::ConnectionManager;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::claims::Claims;
 use crate::throttle::Throttle;
-use crate::tokens::Claims;
 
 /// How long a request waits for Redis before asking PostgreSQL instead.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
