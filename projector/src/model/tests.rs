@@ -1,0 +1,205 @@
+//! Property and unit tests of the fold in memory ([`super::Model`]).
+
+use std::collections::VecDeque;
+
+use proptest::prelude::*;
+
+use super::*;
+use test_support::workload::{Rng, workload};
+
+fn envelopes(seed: u64, target: usize) -> Vec<Envelope> {
+    workload(seed, 6, target)
+        .iter()
+        .enumerate()
+        .map(|(index, event)| event.envelope(i64::try_from(index).unwrap_or(0) + 1))
+        .collect()
+}
+
+/// Everything a reader can see, in a comparable form.
+fn view(model: &Model, notifications: &[NotificationView]) -> String {
+    let mut out = Vec::new();
+    let mut ids: Vec<&String> = model.users.keys().collect();
+    ids.sort();
+    for id in ids {
+        out.push(format!("{:?}", model.user(id)));
+        out.push(format!("{:?}", model.user_stats(id)));
+    }
+    let mut ids: Vec<&String> = model.projects.keys().collect();
+    ids.sort();
+    for id in ids {
+        out.push(format!("{:?}", model.project(id)));
+        out.push(format!("{:?}", model.project_stats(id)));
+    }
+    let mut ids: Vec<&String> = model.tasks.keys().collect();
+    ids.sort();
+    for id in ids {
+        out.push(format!("{:?}", model.task(id)));
+    }
+    let mut positions: Vec<_> = model
+        .stats
+        .iter()
+        .map(|(id, stats)| (id.clone(), stats.position))
+        .collect();
+    positions.sort();
+    out.push(format!("{positions:?}"));
+    let mut notes: Vec<String> = notifications.iter().map(|n| format!("{n:?}")).collect();
+    notes.sort();
+    out.extend(notes);
+    out.join("\n")
+}
+
+fn in_order(events: &[Envelope]) -> String {
+    let mut model = Model::new();
+    for envelope in events {
+        assert!(
+            matches!(model.apply(envelope), Outcome::Applied),
+            "{envelope:?}"
+        );
+    }
+    let notifications = model.take_notifications();
+    view(&model, &notifications)
+}
+
+#[test]
+fn a_workload_applies_cleanly_and_computes_stats() {
+    let events = envelopes(7, 400);
+    let mut model = Model::new();
+    for envelope in &events {
+        assert_eq!(model.apply(envelope), Outcome::Applied);
+    }
+    let counted: i64 = model
+        .projects
+        .keys()
+        .flat_map(|id| model.project_stats(id))
+        .filter(|(field, _)| field.starts_with("status:"))
+        .map(|(_, count)| count)
+        .sum();
+    let live_tasks = model.tasks.values().filter(|t| !t.deleted).count();
+    assert_eq!(counted, i64::try_from(live_tasks).expect("small"));
+    assert!(model.task_ids().count() > 10);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// The statistics moved by deltas equal a recount of the tasks, for every project and
+    /// assignee, after any workload.
+    #[test]
+    fn deltas_equal_a_recount(seed in 0_u64..10_000) {
+        let mut model = Model::new();
+        for envelope in &envelopes(seed, 300) {
+            prop_assert_eq!(model.apply(envelope), Outcome::Applied);
+        }
+        for project in model.projects.keys() {
+            let tasks = model.tasks.values().filter(|t| &t.project_id == project);
+            prop_assert_eq!(model.project_stats(project), projection::project_stats(tasks));
+        }
+        for user in model.users.keys() {
+            let tasks = model
+                .tasks
+                .values()
+                .filter(|t| t.assignee_id.as_deref() == Some(user.as_str()));
+            prop_assert_eq!(model.user_stats(user), projection::user_stats(tasks));
+        }
+    }
+}
+
+#[test]
+fn a_gap_is_reported_and_a_poison_event_parks_only_its_aggregate() {
+    let events = envelopes(3, 200);
+    let mut model = Model::new();
+    let task = events
+        .iter()
+        .find(|e| e.aggregate_type == AggregateType::Task)
+        .expect("a task event")
+        .clone();
+    let mut poison = task.clone();
+    poison.payload = serde_json::json!({ "TaskCreated": { "nonsense": true } });
+    for envelope in &events {
+        let envelope = if envelope.event_id == task.event_id {
+            &poison
+        } else {
+            envelope
+        };
+        let outcome = model.apply(envelope);
+        if envelope.aggregate_id == task.aggregate_id && envelope.sequence > 1 {
+            assert_eq!(outcome, Outcome::Held);
+        } else if envelope.event_id == task.event_id {
+            assert!(matches!(outcome, Outcome::Parked(_)), "{outcome:?}");
+        } else {
+            assert_eq!(outcome, Outcome::Applied);
+        }
+    }
+    assert_eq!(model.parked.len(), 1);
+    let mut fresh = Model::new();
+    let later = events
+        .iter()
+        .find(|e| e.aggregate_type == AggregateType::User)
+        .expect("a user event");
+    let mut gap = later.clone();
+    gap.sequence = 3;
+    assert_eq!(fresh.apply(&gap), Outcome::Gap { version: 0 });
+    // Dropping the poison event lets the rest through.
+    let mut dropped = Model::new();
+    dropped.dropped.insert((
+        poison.aggregate_type,
+        poison.aggregate_id.clone(),
+        poison.sequence,
+    ));
+    for envelope in &events {
+        let envelope = if envelope.event_id == task.event_id {
+            &poison
+        } else {
+            envelope
+        };
+        let _outcome = dropped.apply(envelope);
+    }
+    assert!(!dropped.tasks.contains_key(&poison.aggregate_id));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Applying events one by one equals applying them with redeliveries, duplicates and
+    /// any interleaving of the aggregates (per-aggregate order kept, as Kafka keeps it).
+    #[test]
+    fn redeliveries_and_cross_topic_order_change_nothing(seed in 0_u64..10_000, noise in 0_u64..10_000) {
+        let events = envelopes(seed, 250);
+        let expected = in_order(&events);
+
+        let mut streams: BTreeMap<AggregateKey, VecDeque<Envelope>> = BTreeMap::new();
+        for envelope in &events {
+            streams
+                .entry((envelope.aggregate_type, envelope.aggregate_id.clone()))
+                .or_default()
+                .push_back(envelope.clone());
+        }
+        let mut rng = Rng::new(noise);
+        let mut model = Model::new();
+        let mut seen: Vec<Envelope> = Vec::new();
+        let mut keys: Vec<AggregateKey> = streams.keys().cloned().collect();
+        // Users first then projects then tasks would be the global order; any other
+        // interleaving must give the same result, except that an aggregate's own events
+        // stay in order.
+        while !keys.is_empty() {
+            let index = rng.below(keys.len());
+            let key = keys[index].clone();
+            let Some(envelope) = streams.get_mut(&key).and_then(VecDeque::pop_front) else {
+                keys.swap_remove(index);
+                continue;
+            };
+            let outcome = model.apply(&envelope);
+            prop_assert_eq!(outcome, Outcome::Applied);
+            seen.push(envelope.clone());
+            if rng.below(3) == 0 {
+                prop_assert_eq!(model.apply(&envelope), Outcome::Duplicate);
+            }
+            if rng.below(4) == 0 {
+                let old = seen[rng.below(seen.len())].clone();
+                prop_assert_eq!(model.apply(&old), Outcome::Duplicate);
+            }
+        }
+        let notifications = model.take_notifications();
+        prop_assert_eq!(view(&model, &notifications), expected);
+    }
+}
