@@ -20,10 +20,29 @@ use crate::{openapi, routes};
 /// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
 const REVOCATION_MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
 
+/// The whole application (routes, docs, health, metrics) and what runs beside it: the outbox
+/// relay (unless disabled) and the revocations whose maintenance the server runs.
+pub struct App {
+    pub router: Router,
+    pub relay: Option<Relay>,
+    pub revocations: Revocations,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("relay", &self.relay.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Applies the migrations (PostgreSQL must be up: the command API cannot work without its
-/// schema), connects to Redis and Kafka lazily (one that is down shows on `/readyz`), binds, and
-/// starts the outbox relay that publishes committed events to Kafka.
-pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+/// schema) and builds the [`App`]; Redis and Kafka are connected lazily (one that is down shows
+/// on `/readyz`).
+///
+/// # Errors
+/// PostgreSQL unreachable, or invalid settings (a URL, the auth keys, the rate limit, the relay).
+pub async fn app(settings: &Settings) -> anyhow::Result<App> {
     let pool = event_store::connect_lazy(&settings.database)?;
     event_store::migrate(&pool).await?;
     let redis = service_runtime::redis::connect(&settings.redis)?;
@@ -115,6 +134,24 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         .merge(openapi::router())
         .merge(health::router(readiness))
         .merge(service_runtime::metrics::router(metrics));
+    Ok(App {
+        router,
+        relay,
+        revocations: maintained,
+    })
+}
+
+/// [`app`], bound to its address, with the relay and the revocation maintenance running in the
+/// background.
+///
+/// # Errors
+/// As [`app`], or the address cannot be bound.
+pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+    let App {
+        router,
+        relay,
+        revocations,
+    } = app(&settings).await?;
     let mut server = Server::bind(&settings.http, router).await?;
     // The outbox relay: one active per database (the others wait on an advisory lock).
     if let Some(relay) = relay {
@@ -122,7 +159,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     }
     // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
     server.spawn_task("revocation maintenance", |stop| async move {
-        maintained
+        revocations
             .run_maintenance(REVOCATION_MAINTENANCE_PERIOD, stop.cancelled_owned())
             .await;
         Ok(())

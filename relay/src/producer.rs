@@ -35,14 +35,21 @@ pub(crate) fn create(brokers: &str) -> anyhow::Result<FutureProducer> {
         .context("creating the relay's Kafka producer")
 }
 
-/// Hands every event of the batch to the producer, in order; returns the deliveries to wait
-/// for. The inner error means Kafka refused a message (the batch may be sent again); the
-/// outer one that an envelope could not be encoded.
+/// What became of a batch handed to the producer.
+pub(crate) enum Sent {
+    /// Every event is queued: the deliveries (topic and future) to wait for.
+    Queued(Vec<(String, DeliveryFuture)>),
+    /// The producer refused an event: the batch may be sent again.
+    Refused(anyhow::Error),
+}
+
+/// Hands every event of the batch to the producer, in order. An error means an envelope could
+/// not be encoded.
 pub(crate) async fn send(
     producer: &FutureProducer,
     topic_prefix: &str,
     events: Vec<(Position, Envelope)>,
-) -> anyhow::Result<anyhow::Result<Vec<(String, DeliveryFuture)>>> {
+) -> anyhow::Result<Sent> {
     let mut deliveries: Vec<(String, DeliveryFuture)> = Vec::with_capacity(events.len());
     for (_, envelope) in events {
         let topic = envelope.aggregate_type.topic(topic_prefix);
@@ -71,12 +78,14 @@ pub(crate) async fn send(
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Err((error, _record)) => {
-                    return Ok(Err(error).context("queueing an event for Kafka"));
+                    return Ok(Sent::Refused(
+                        anyhow::Error::new(error).context("queueing an event for Kafka"),
+                    ));
                 }
             }
         }
     }
-    Ok(Ok(deliveries))
+    Ok(Sent::Queued(deliveries))
 }
 
 /// Resolves when Kafka acknowledged every delivery of a batch, with the offset after the last

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnection, PgListener};
 use sqlx::{Connection as _, PgPool};
 
 use crate::checkpoint::{self, NextOffsets};
-use crate::producer::{self, Acknowledgement};
+use crate::producer::{self, Acknowledgement, Sent};
 use crate::{ADVISORY_LOCK_KEY, MAX_IN_FLIGHT, RelaySettings, RelayStatus, topics};
 
 /// How soon the relay reads again while committed events are held back by an open transaction.
@@ -232,7 +232,7 @@ impl Relay {
                         let read_ms = started.elapsed().as_millis();
                         let count = events.len();
                         match producer::send(producer, &self.settings.topic_prefix, events).await? {
-                            Ok(deliveries) => {
+                            Sent::Queued(deliveries) => {
                                 in_flight.push_back(InFlight {
                                     last: last.clone(),
                                     events: count,
@@ -248,7 +248,7 @@ impl Relay {
                                 // Read ahead while Kafka works on what is queued.
                                 continue 'batches;
                             }
-                            Err(error) => break 'publish error,
+                            Sent::Refused(error) => break 'publish error,
                         }
                     }
                     held = read::held_back(&mut *connection, &cursor).await?;
