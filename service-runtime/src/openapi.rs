@@ -66,6 +66,11 @@ const UNAUTHORIZED: (u16, &str) = (401, "Missing, invalid, expired or revoked to
 const FORBIDDEN: (u16, &str) = (403, "Not allowed for this user");
 const NOT_FOUND: (u16, &str) = (404, "No such resource (or not visible to you)");
 const CONFLICT: (u16, &str) = (409, "Conflict (a version, a state or a unique value)");
+const READ_MODEL_BEHIND: (u16, &str) = (
+    409,
+    "`read_model_behind`: the read model did not reach `min_version` (of `wait_for` on a list) \
+     in time; `Retry-After: 1`",
+);
 const TOO_LARGE: (u16, &str) = (413, "Request body too large");
 const MEDIA_TYPE: (u16, &str) = (415, "The body is not `application/json`");
 const INVALID: (u16, &str) = (422, "Invalid input; `details.field` names it");
@@ -100,7 +105,7 @@ impl TruthfulErrors {
             UNAUTHORIZED,
             FORBIDDEN,
             NOT_FOUND,
-            CONFLICT,
+            READ_MODEL_BEHIND,
             INVALID,
             TOO_MANY,
             UNAVAILABLE,

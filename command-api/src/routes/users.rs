@@ -136,7 +136,6 @@ pub struct ChangePasswordRequest {
     responses(
         (status = 200, description = "Changed; every earlier token of the user no longer works", body = crate::state::CommandReply),
         (status = 400, description = "Malformed JSON or id"),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 403, description = "Not yours and not an admin, or the current password is wrong"),
         (status = 404, description = "No such user"),
         (status = 409, description = "Version conflict, or the user is deactivated"),

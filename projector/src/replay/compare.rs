@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::store::Store;
 
-use super::Projection;
+use super::{Projection, scan};
 
 /// Documents of one collection, by id, as JSON (hidden bookkeeping fields dropped).
 async fn documents_as_json<T>(
@@ -92,15 +92,7 @@ async fn redis_values(
     let mut cursor: u64 = 0;
     let mut out = BTreeMap::new();
     loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut redis)
-            .await
-            .context("scanning Redis keys")?;
+        let (next, found) = scan(&mut redis, &pattern, cursor).await?;
         for key in found {
             let id = key.trim_start_matches(&prefix).to_owned();
             let value: serde_json::Value = if kind.starts_with("stats") {

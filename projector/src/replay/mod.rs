@@ -270,15 +270,7 @@ pub async fn drop_generation(store: &Store, generation: u64) -> anyhow::Result<(
     let pattern = keys::generation_pattern(&store.prefix, generation);
     let mut cursor: u64 = 0;
     loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut redis)
-            .await
-            .context("scanning Redis keys")?;
+        let (next, found) = scan(&mut redis, &pattern, cursor).await?;
         if !found.is_empty() {
             let _removed: i64 = redis::cmd("UNLINK")
                 .arg(&found)
@@ -291,4 +283,22 @@ pub async fn drop_generation(store: &Store, generation: u64) -> anyhow::Result<(
         }
         cursor = next;
     }
+}
+
+/// One page of `SCAN cursor MATCH pattern COUNT 1000`: the next cursor (0 at the end) and the
+/// keys found.
+async fn scan(
+    redis: &mut redis::aio::ConnectionManager,
+    pattern: &str,
+    cursor: u64,
+) -> anyhow::Result<(u64, Vec<String>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(1000)
+        .query_async(redis)
+        .await
+        .context("scanning Redis keys")
 }

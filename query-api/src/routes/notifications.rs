@@ -60,8 +60,6 @@ pub struct ListNotifications {
     params(ListNotifications),
     responses(
         (status = 200, body = Page<Notification>),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
-        (status = 409, description = "`read_model_behind`: `wait_for` did not reach `min_version` in time"),
         (status = 422, description = "Invalid parameter"),
     ))]
 pub async fn list(

@@ -61,8 +61,6 @@ pub struct ListProjects {
     params(ListProjects),
     responses(
         (status = 200, body = Page<Project>),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
-        (status = 409, description = "`read_model_behind`: `wait_for` did not reach `min_version` in time"),
         (status = 422, description = "Invalid parameter"),
     ))]
 pub async fn list(
@@ -98,10 +96,7 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "Project id"), MinVersion),
     responses(
         (status = 200, body = Project),
-        (status = 400, description = "`invalid_id`: not a UUID"),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such project, or not yours"),
-        (status = 409, description = "`read_model_behind`: `min_version` not reached in time; `Retry-After: 1`"),
     ))]
 pub async fn by_id(
     State(state): State<AppState>,
@@ -121,7 +116,6 @@ pub async fn by_id(
     params(("name" = String, Path, description = "Project name, any case")),
     responses(
         (status = 200, body = Project),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such project among yours"),
     ))]
 pub async fn by_name(

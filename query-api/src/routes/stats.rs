@@ -216,8 +216,6 @@ fn parse_hash(hash: &HashMap<String, i64>) -> Counters {
     params(("id" = Uuid, Path, description = "Project id"), StatsParams),
     responses(
         (status = 200, body = ProjectStats),
-        (status = 400, description = "`invalid_id`: not a UUID"),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such project, or not yours"),
         (status = 422, description = "Invalid parameter"),
     ))]
@@ -312,7 +310,6 @@ pub async fn project_stats(
     params(StatsParams),
     responses(
         (status = 200, body = MyStats),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 422, description = "Invalid parameter"),
     ))]
 pub async fn my_stats(

@@ -75,8 +75,6 @@ pub struct SearchUsers {
     params(ListUsers),
     responses(
         (status = 200, body = Page<User>),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
-        (status = 409, description = "`read_model_behind`: `wait_for` did not reach `min_version` in time"),
         (status = 422, description = "Invalid parameter"),
     ))]
 pub async fn list(
@@ -105,7 +103,6 @@ pub async fn list(
     params(SearchUsers),
     responses(
         (status = 200, body = Page<User>),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 422, description = "Missing or invalid `query`"),
     ))]
 pub async fn search(
@@ -149,10 +146,7 @@ pub fn prefix(field: &str, prefix: &str) -> Document {
     params(("id" = Uuid, Path, description = "User id"), MinVersion),
     responses(
         (status = 200, body = User),
-        (status = 400, description = "`invalid_id`: not a UUID"),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such user"),
-        (status = 409, description = "`read_model_behind`: `min_version` not reached in time; `Retry-After: 1`"),
     ))]
 pub async fn by_id(
     State(state): State<AppState>,
@@ -172,9 +166,7 @@ pub async fn by_id(
     params(MinVersion),
     responses(
         (status = 200, body = User),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "Not in the read model (yet)"),
-        (status = 409, description = "`read_model_behind`: `min_version` not reached in time; `Retry-After: 1`"),
     ))]
 pub async fn me(
     State(state): State<AppState>,
@@ -193,7 +185,6 @@ pub async fn me(
     params(("username" = String, Path, description = "Username, any case")),
     responses(
         (status = 200, body = User),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such user"),
     ))]
 pub async fn by_username(

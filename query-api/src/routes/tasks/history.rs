@@ -71,8 +71,6 @@ pub struct History {
     params(("id" = Uuid, Path, description = "Task id"), HistoryParams),
     responses(
         (status = 200, body = History),
-        (status = 400, description = "`invalid_id`: not a UUID"),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such task, or not in a project of yours"),
         (status = 503, description = "PostgreSQL or MongoDB unavailable"),
     ))]

@@ -118,9 +118,7 @@ pub struct ListTasks {
     params(ListTasks),
     responses(
         (status = 200, body = Page<Task>),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "`project_id` names no project of yours"),
-        (status = 409, description = "`read_model_behind`: `wait_for` did not reach `min_version` in time"),
         (status = 422, description = "Invalid parameter"),
     ))]
 pub async fn list(
@@ -137,10 +135,7 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "Project id"), ListTasks),
     responses(
         (status = 200, body = Page<Task>),
-        (status = 400, description = "`invalid_id`: not a UUID"),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such project, or not yours"),
-        (status = 409, description = "`read_model_behind`: `wait_for` did not reach `min_version` in time"),
         (status = 422, description = "Invalid parameter"),
     ))]
 pub async fn list_in_project(

@@ -35,10 +35,7 @@ pub fn router() -> Router<AppState> {
     params(("id" = Uuid, Path, description = "Task id"), MinVersion),
     responses(
         (status = 200, body = Task),
-        (status = 400, description = "`invalid_id`: not a UUID"),
-        (status = 401, description = "Missing, invalid, expired or revoked token"),
         (status = 404, description = "No such task, deleted, or not in a project of yours"),
-        (status = 409, description = "`read_model_behind`: `min_version` not reached in time; `Retry-After: 1`"),
     ))]
 pub async fn by_id(
     State(state): State<AppState>,

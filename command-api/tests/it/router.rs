@@ -6,29 +6,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
-use service_runtime::settings::{DatabaseSettings, RedisSettings, Secret};
-use tasktrail_command_api::settings::Settings;
 use tasktrail_command_api::startup;
-use test_support::{TestDatabase, servers, unique_name};
+use test_support::TestDatabase;
 use tower::ServiceExt as _;
 use uuid::Uuid;
 
-const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256!";
+use crate::helpers::settings;
 
 /// The application over a fresh database, without the relay (nothing here reads Kafka).
 async fn app() -> (Router, TestDatabase) {
     let db = TestDatabase::new().await;
-    let mut settings: Settings =
-        service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
-    settings.database = DatabaseSettings {
-        url: Secret::new(db.url.clone()),
-        ..DatabaseSettings::default()
-    };
-    settings.redis = RedisSettings {
-        key_prefix: unique_name("cmdrouter"),
-        ..servers().redis.clone()
-    };
-    settings.auth.jwt_secret = Secret::new(SECRET);
+    let mut settings = settings(&db);
     settings.relay.enabled = false;
     let app = startup::app(&settings).await.expect("app");
     assert!(app.relay.is_none());

@@ -1,16 +1,16 @@
-//! End-to-end tests of the command API against the real PostgreSQL and Redis: every command a
+//! End-to-end tests of the command API over HTTP against the real PostgreSQL and Redis: every command a
 //! user can send, every refusal, and the events each accepted command left in the event store.
 
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use service_runtime::settings::{DatabaseSettings, HttpSettings, RedisSettings, Secret};
+use service_runtime::settings::{DatabaseSettings, HttpSettings, Secret};
 use tasktrail_command_api::settings::Settings;
 use tasktrail_command_api::startup;
-use test_support::{TestDatabase, servers, spawn, unique_name};
+use test_support::{TestDatabase, spawn, unique_name};
 
-const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256!";
+use crate::helpers::{SECRET, settings};
 
 struct TestApp {
     url: String,
@@ -43,21 +43,7 @@ impl TestApp {
 
     async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
         let db = TestDatabase::new().await;
-        let mut settings: Settings =
-            service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
-        settings.http = HttpSettings::with_port(0);
-        settings.database = DatabaseSettings {
-            url: Secret::new(db.url.clone()),
-            ..DatabaseSettings::default()
-        };
-        settings.redis = RedisSettings {
-            key_prefix: unique_name("cmdtest"),
-            ..servers().redis.clone()
-        };
-        settings.kafka = servers().kafka.clone();
-        settings.kafka.topic_prefix = unique_name("cmdtest");
-        settings.auth.jwt_secret = Secret::new(SECRET);
-        settings.rate_limit.requests = 10_000;
+        let mut settings = settings(&db);
         configure(&mut settings);
         let url = spawn(
             startup::build(settings)

@@ -1,0 +1,29 @@
+//! What the command API's tests share: its settings over a test database.
+
+use service_runtime::settings::{DatabaseSettings, HttpSettings, RedisSettings, Secret};
+use tasktrail_command_api::settings::Settings;
+use test_support::{TestDatabase, servers, unique_name};
+
+/// The JWT secret of every test's command API.
+pub const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256!";
+
+/// The command API's settings over `db`, on a free port, with key and topic prefixes of its
+/// own and a rate limit no test reaches.
+pub fn settings(db: &TestDatabase) -> Settings {
+    let mut settings: Settings =
+        service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
+    settings.http = HttpSettings::with_port(0);
+    settings.database = DatabaseSettings {
+        url: Secret::new(db.url.clone()),
+        ..DatabaseSettings::default()
+    };
+    settings.redis = RedisSettings {
+        key_prefix: unique_name("cmdtest"),
+        ..servers().redis.clone()
+    };
+    settings.kafka = servers().kafka.clone();
+    settings.kafka.topic_prefix = unique_name("cmdtest");
+    settings.auth.jwt_secret = Secret::new(SECRET);
+    settings.rate_limit.requests = 10_000;
+    settings
+}

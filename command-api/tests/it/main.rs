@@ -1,0 +1,8 @@
+//! The command API against the real PostgreSQL, Redis and Kafka-protocol broker
+//! (`scripts/services up`): each test gets a fresh migrated database and its own key and topic
+//! prefixes.
+
+mod commands;
+mod helpers;
+mod readiness;
+mod router;
