@@ -170,6 +170,16 @@ impl Revocations {
         Ok(deleted)
     }
 
+    /// Runs [`Revocations::run_maintenance`] every [`MAINTENANCE_PERIOD`] beside `server`, until
+    /// the server stops.
+    pub fn maintain_beside(self, server: &mut service_runtime::http::Server) {
+        server.spawn_task("revocation maintenance", |stop| async move {
+            self.run_maintenance(MAINTENANCE_PERIOD, stop.cancelled_owned())
+                .await;
+            Ok(())
+        });
+    }
+
     /// Every `period` until `shutdown`: [`Revocations::resync`] then
     /// [`Revocations::purge_expired`]. Failures are logged and retried next period. Spawn it
     /// once per API process: `tokio::spawn(revocations.clone().run_maintenance(period, shutdown))`.
@@ -197,6 +207,10 @@ impl Revocations {
         }
     }
 }
+
+/// How often an API copies revocations recorded only in PostgreSQL (Redis was down) to Redis
+/// and purges the expired ones.
+pub const MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
 
 /// Bounds a Redis call by [`REDIS_TIMEOUT`].
 pub(crate) async fn with_timeout<T>(

@@ -17,9 +17,6 @@ use crate::settings::{BODY_LIMIT_BYTES, Settings};
 use crate::state::{AppState, Commands};
 use crate::{openapi, routes};
 
-/// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
-const REVOCATION_MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
-
 /// The whole application (routes, docs, health, metrics) and what runs beside it: the outbox
 /// relay (unless disabled) and the revocations whose maintenance the server runs.
 pub struct App {
@@ -158,11 +155,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         server.spawn_task("relay", |stop| relay.run(stop.cancelled_owned()));
     }
     // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
-    server.spawn_task("revocation maintenance", |stop| async move {
-        revocations
-            .run_maintenance(REVOCATION_MAINTENANCE_PERIOD, stop.cancelled_owned())
-            .await;
-        Ok(())
-    });
+    revocations.maintain_beside(&mut server);
     Ok(server)
 }

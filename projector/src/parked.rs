@@ -130,15 +130,15 @@ pub async fn parked_among(
         .try_collect()
         .await
         .context("reading parked aggregates")?;
-    Ok(found
-        .into_iter()
-        .filter_map(|d| {
-            Some((
-                d.get_str("aggregate_type").ok()?.parse().ok()?,
-                d.get_str("aggregate_id").ok()?.to_owned(),
-            ))
-        })
-        .collect())
+    Ok(found.iter().filter_map(key_of).collect())
+}
+
+/// The `(aggregate_type, aggregate_id)` of a parked or dropped document.
+fn key_of(document: &Document) -> Option<AggregateKey> {
+    Some((
+        document.get_str("aggregate_type").ok()?.parse().ok()?,
+        document.get_str("aggregate_id").ok()?.to_owned(),
+    ))
 }
 
 /// Every parked aggregate.
@@ -181,13 +181,10 @@ pub async fn dropped(db: &Database) -> anyhow::Result<HashSet<(AggregateType, St
         .await
         .context("reading dropped events")?;
     Ok(found
-        .into_iter()
+        .iter()
         .filter_map(|d| {
-            Some((
-                d.get_str("aggregate_type").ok()?.parse().ok()?,
-                d.get_str("aggregate_id").ok()?.to_owned(),
-                d.get_i64("sequence").ok()?,
-            ))
+            let (aggregate_type, aggregate_id) = key_of(d)?;
+            Some((aggregate_type, aggregate_id, d.get_i64("sequence").ok()?))
         })
         .collect())
 }

@@ -5,7 +5,7 @@ use service_runtime::openapi::{BearerAuth, TruthfulErrors};
 use utoipa::OpenApi;
 
 use crate::pagination::Page;
-use crate::routes::{notifications, projects, stats, tasks, users};
+use crate::routes::{notifications, projects, stats, task_history, tasks, users};
 use crate::views::{Notification, Project, Task, User};
 
 /// The query API's OpenAPI document.
@@ -34,7 +34,7 @@ use crate::views::{Notification, Project, Task, User};
     paths(
         users::list, users::search, users::by_id, users::by_username, users::me,
         projects::list, projects::by_id, projects::by_name, stats::project_stats,
-        tasks::list::list, tasks::list::list_in_project, tasks::by_id, tasks::history::history,
+        tasks::list, tasks::list_in_project, tasks::by_id, task_history::history,
         notifications::list, stats::my_stats,
     ),
     components(schemas(Page<User>, Page<Project>, Page<Task>, Page<Notification>)),

@@ -17,9 +17,6 @@ use crate::state::AppState;
 use crate::store::ReadStore;
 use crate::{openapi, routes};
 
-/// How often revocations recorded only in PostgreSQL (Redis was down) are copied to Redis.
-const REVOCATION_MAINTENANCE_PERIOD: Duration = Duration::from_secs(60);
-
 /// The whole application (routes, docs, health, metrics) and the revocations whose
 /// maintenance the server runs. Connects to every dependency lazily: one that is down shows on
 /// `/readyz` and in the answers that need it, never as a failure to start.
@@ -87,11 +84,6 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let (router, revocations) = app(&settings).await?;
     let mut server = Server::bind(&settings.http, router).await?;
     // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
-    server.spawn_task("revocation maintenance", |stop| async move {
-        revocations
-            .run_maintenance(REVOCATION_MAINTENANCE_PERIOD, stop.cancelled_owned())
-            .await;
-        Ok(())
-    });
+    revocations.maintain_beside(&mut server);
     Ok(server)
 }

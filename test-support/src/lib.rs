@@ -38,6 +38,26 @@ pub struct Servers {
     pub mongo: MongoSettings,
 }
 
+impl Servers {
+    /// The tests' Redis, with every key under `prefix`.
+    #[must_use]
+    pub fn redis_with_prefix(&self, prefix: &str) -> RedisSettings {
+        RedisSettings {
+            key_prefix: prefix.to_owned(),
+            ..self.redis.clone()
+        }
+    }
+
+    /// The tests' MongoDB, using the database `name`.
+    #[must_use]
+    pub fn mongo_database(&self, name: &str) -> MongoSettings {
+        MongoSettings {
+            database: name.to_owned(),
+            ..self.mongo.clone()
+        }
+    }
+}
+
 /// The servers of this test run (read once).
 pub fn servers() -> &'static Servers {
     static SERVERS: OnceLock<Servers> = OnceLock::new();

@@ -5,6 +5,8 @@ use std::str::FromStr as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions as _, Connection as _, Executor as _, PgConnection, PgPool};
 
+use service_runtime::settings::{DatabaseSettings, Secret};
+
 use crate::{server_down, servers, unique_name};
 
 /// A database of its own for one test, with every migration applied. Dropped (with `FORCE`)
@@ -18,6 +20,14 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Settings of a service that uses this database.
+    #[must_use]
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: Secret::new(self.url.clone()),
+            ..DatabaseSettings::default()
+        }
+    }
     /// Creates the database from the template of the current migrations (made once per
     /// migration set, under an advisory lock, so parallel test processes agree).
     pub async fn new() -> Self {

@@ -777,7 +777,8 @@ async fn bad_expired_revoked_and_unsigned_tokens_are_401() {
     );
     let expired = forged(&claims(now - 120), &hs256, SECRET);
     let unsigned = {
-        use base64_like::encode;
+        use base64::Engine as _;
+        let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
         format!(
             "{}.{}.",
             encode(r#"{"alg":"none","typ":"JWT"}"#),
@@ -844,25 +845,6 @@ async fn bad_expired_revoked_and_unsigned_tokens_are_401() {
     let body: Value = form.json().await.expect("json");
     assert_eq!(body["token_type"], "bearer");
     assert!(body["expires_in"].as_u64().unwrap_or_default() > 0);
-}
-
-/// Unpadded base64url, enough to forge an `alg: none` token without another dependency.
-mod base64_like {
-    pub fn encode(input: &str) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let bytes = input.as_bytes();
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            }
-        }
-        out
-    }
 }
 
 #[tokio::test]
@@ -1065,13 +1047,7 @@ async fn marking_notifications_read_moves_my_watermark_forward_only() {
 async fn finding_01_without_a_signing_key_the_service_refuses_to_start() {
     // Given settings with no secret
     let db = TestDatabase::new().await;
-    let mut settings: Settings =
-        service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
-    settings.http = HttpSettings::with_port(0);
-    settings.database = DatabaseSettings {
-        url: Secret::new(db.url.clone()),
-        ..DatabaseSettings::default()
-    };
+    let mut settings = settings(&db);
     settings.auth.jwt_secret = Secret::new("");
     // When the API is built, then it refuses, naming the variable and the command
     let error = startup::build(settings)

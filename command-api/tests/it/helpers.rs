@@ -13,14 +13,8 @@ pub fn settings(db: &TestDatabase) -> Settings {
     let mut settings: Settings =
         service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
     settings.http = HttpSettings::with_port(0);
-    settings.database = DatabaseSettings {
-        url: Secret::new(db.url.clone()),
-        ..DatabaseSettings::default()
-    };
-    settings.redis = RedisSettings {
-        key_prefix: unique_name("cmdtest"),
-        ..servers().redis.clone()
-    };
+    settings.database = db.settings();
+    settings.redis = servers().redis_with_prefix(&unique_name("cmdtest"));
     settings.kafka = servers().kafka.clone();
     settings.kafka.topic_prefix = unique_name("cmdtest");
     settings.auth.jwt_secret = Secret::new(SECRET);

@@ -1,33 +1,11 @@
 //! `/healthz` and `/readyz` of the command API against the real servers.
 
-use service_runtime::settings::{
-    DatabaseSettings, HttpSettings, KafkaSettings, RedisSettings, Secret,
-};
-use tasktrail_command_api::settings::{RelayConfig, Settings};
+use service_runtime::settings::{DatabaseSettings, KafkaSettings, RedisSettings, Secret};
+use tasktrail_command_api::settings::RelayConfig;
 use tasktrail_command_api::startup;
 use test_support::{EVENTUALLY, TestDatabase, dead_address, eventually, get_json, servers, spawn};
 
-fn settings(db: &TestDatabase) -> Settings {
-    let defaults: Settings =
-        service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
-    Settings {
-        http: HttpSettings::with_port(0),
-        database: DatabaseSettings {
-            url: Secret::new(db.url.clone()),
-            ..DatabaseSettings::default()
-        },
-        redis: servers().redis.clone(),
-        kafka: KafkaSettings {
-            topic_prefix: test_support::unique_name("readiness"),
-            ..servers().kafka.clone()
-        },
-        auth: auth::AuthSettings {
-            jwt_secret: Secret::new("a-readiness-test-secret-of-at-least-32-bytes"),
-            ..auth::AuthSettings::default()
-        },
-        ..defaults
-    }
-}
+use crate::helpers::settings;
 
 #[tokio::test]
 async fn ready_when_postgres_redis_and_kafka_answer() {

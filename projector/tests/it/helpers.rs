@@ -35,22 +35,13 @@ impl World {
         let db = TestDatabase::new().await;
         let settings = Settings {
             http: HttpSettings::with_port(0),
-            database: DatabaseSettings {
-                url: Secret::new(db.url.clone()),
-                ..DatabaseSettings::default()
-            },
+            database: db.settings(),
             kafka: KafkaSettings {
                 topic_prefix: unique_name("projtest"),
                 ..servers().kafka.clone()
             },
-            mongo: MongoSettings {
-                database: unique_name("projtest"),
-                ..servers().mongo.clone()
-            },
-            redis: RedisSettings {
-                key_prefix: unique_name("projtest"),
-                ..servers().redis.clone()
-            },
+            mongo: servers().mongo_database(&unique_name("projtest")),
+            redis: servers().redis_with_prefix(&unique_name("projtest")),
             log: Default::default(),
             projector: ProjectorSettings {
                 group_id: unique_name("projtest"),

@@ -8,10 +8,7 @@ use test_support::{TestDatabase, dead_address, get_json, servers, spawn};
 fn settings(db: &TestDatabase) -> Settings {
     Settings {
         http: HttpSettings::with_port(0),
-        database: DatabaseSettings {
-            url: Secret::new(db.url.clone()),
-            ..DatabaseSettings::default()
-        },
+        database: db.settings(),
         kafka: servers().kafka.clone(),
         mongo: servers().mongo.clone(),
         redis: servers().redis.clone(),

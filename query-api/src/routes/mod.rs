@@ -3,6 +3,7 @@
 pub mod notifications;
 pub mod projects;
 pub mod stats;
+pub mod task_history;
 pub mod tasks;
 pub mod users;
 

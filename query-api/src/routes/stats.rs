@@ -141,27 +141,38 @@ fn count_of(document: &Document, field: &str) -> i64 {
     }
 }
 
-/// Completions per day from MongoDB for the tasks of `scope`, from `since` on.
-async fn completed_per_day(
+/// The tasks of `scope` that are not deleted, counted by `key` (a field path such as
+/// `"$status"`, or a document of them): one `{_id: <key>, count}` per group.
+async fn count_tasks_by(
     state: &AppState,
     mut scope: Document,
-    since: NaiveDate,
-) -> Result<Vec<DayCount>, ApiError> {
+    key: impl Into<Bson>,
+) -> Result<Vec<Document>, ApiError> {
     scope.insert("deleted", false);
-    scope.insert(
-        "completed_on",
-        doc! { "$ne": Bson::Null, "$gte": date_text(since) },
-    );
     let groups = state
         .store
         .aggregate(
             names::tasks,
             vec![
                 doc! { "$match": scope },
-                doc! { "$group": { "_id": "$completed_on", "count": { "$sum": 1 } } },
+                doc! { "$group": { "_id": key.into(), "count": { "$sum": 1 } } },
             ],
         )
         .await?;
+    Ok(groups)
+}
+
+/// Completions per day from MongoDB for the tasks of `scope`, from `since` on.
+async fn completed_per_day(
+    state: &AppState,
+    mut scope: Document,
+    since: NaiveDate,
+) -> Result<Vec<DayCount>, ApiError> {
+    scope.insert(
+        "completed_on",
+        doc! { "$ne": Bson::Null, "$gte": date_text(since) },
+    );
+    let groups = count_tasks_by(state, scope, "$completed_on").await?;
     let mut days: Vec<DayCount> = groups
         .iter()
         .filter_map(|group| {
@@ -243,21 +254,8 @@ pub async fn project_stats(
             .retain(|date, count| *date >= since && *count > 0);
         (counters, "redis")
     } else {
-        let mut match_scope = scope.clone();
-        match_scope.insert("deleted", false);
-        let groups = state
-            .store
-            .aggregate(
-                names::tasks,
-                vec![
-                    doc! { "$match": match_scope },
-                    doc! { "$group": {
-                        "_id": { "assignee": "$assignee_id", "status": "$status" },
-                        "count": { "$sum": 1 },
-                    } },
-                ],
-            )
-            .await?;
+        let key = doc! { "assignee": "$assignee_id", "status": "$status" };
+        let groups = count_tasks_by(state, scope.clone(), key).await?;
         let mut counters = Counters::default();
         for group in &groups {
             let Ok(key) = group.get_document("_id") else {
@@ -328,18 +326,7 @@ pub async fn my_stats(
     let (by_status, source) = if let Some(hash) = hash {
         (status_counts(&hash), "redis")
     } else {
-        let mut match_scope = scope.clone();
-        match_scope.insert("deleted", false);
-        let groups = state
-            .store
-            .aggregate(
-                names::tasks,
-                vec![
-                    doc! { "$match": match_scope },
-                    doc! { "$group": { "_id": "$status", "count": { "$sum": 1 } } },
-                ],
-            )
-            .await?;
+        let groups = count_tasks_by(state, scope.clone(), "$status").await?;
         let mut by_status = StatusCounts::default();
         for group in &groups {
             by_status.add(

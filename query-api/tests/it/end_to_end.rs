@@ -22,10 +22,7 @@ impl System {
         let db = TestDatabase::new().await;
         let read_side = ReadSide::new();
         let topic_prefix = unique_name("qe2e");
-        let database = DatabaseSettings {
-            url: Secret::new(db.url.clone()),
-            ..DatabaseSettings::default()
-        };
+        let database = db.settings();
 
         let mut query = settings(&db, &read_side.database, &read_side.prefix);
         query.log.filter = "warn".to_owned();

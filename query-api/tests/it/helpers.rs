@@ -65,18 +65,9 @@ pub fn settings(db: &TestDatabase, mongo_database: &str, prefix: &str) -> Settin
     let mut settings: Settings =
         service_runtime::settings::load(&[("http.port", "0")]).expect("default settings");
     settings.http = HttpSettings::with_port(0);
-    settings.database = DatabaseSettings {
-        url: Secret::new(db.url.clone()),
-        ..DatabaseSettings::default()
-    };
-    settings.mongo = MongoSettings {
-        database: mongo_database.to_owned(),
-        ..servers().mongo.clone()
-    };
-    settings.redis = RedisSettings {
-        key_prefix: prefix.to_owned(),
-        ..servers().redis.clone()
-    };
+    settings.database = db.settings();
+    settings.mongo = servers().mongo_database(mongo_database);
+    settings.redis = servers().redis_with_prefix(prefix);
     settings.auth.jwt_secret = Secret::new(SECRET);
     settings.rate_limit.requests = 100_000;
     settings.read.min_version_timeout_ms = 2000;

@@ -1,4 +1,4 @@
-//! `GET /tasks/{id}/history`: a task's events, read from the event store.
+//! `GET /tasks/{id}/history`: a task's events, read from the event store (always current).
 
 #![expect(
     unused_qualifications,

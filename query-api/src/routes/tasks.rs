@@ -1,12 +1,17 @@
-//! `GET /tasks` and `/projects/{id}/tasks`: filters, sorting and pages of task lists.
+//! `GET /tasks`, `/projects/{id}/tasks` (alias `/goals/{id}/tasks`) and `/tasks/{id}`. A user sees the tasks of the projects they own or belong to; admins
+//! see all; any other task is a 404. Deleted tasks are left out of lists and answer 404.
+//!
+//! The history (`/tasks/{id}/history`, read from the event store) is in
+//! [`super::task_history`].
 
 #![expect(
     unused_qualifications,
     reason = "utoipa's `params(..)` expansion qualifies the IntoParams types"
 )]
 
-use axum::Json;
 use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
 use mongodb::bson::{Bson, doc};
 use read_model::documents::{TaskView, status};
 use read_model::names;
@@ -14,7 +19,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::consistency::wait_pair;
+use crate::consistency::{MinVersion, wait_pair};
 use crate::error::ApiError;
 use crate::extract::{AppQuery, PathId, Viewer};
 use crate::pagination::{self, Order, Page, Sorting};
@@ -22,7 +27,54 @@ use crate::routes::projects::read_project;
 use crate::state::AppState;
 use crate::views::{Task, today};
 
-use super::read_task;
+/// The task routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tasks", get(list))
+        .route("/tasks/{id}", get(by_id))
+        .route("/tasks/{id}/history", get(super::task_history::history))
+        .route("/projects/{id}/tasks", get(list_in_project))
+        .route("/goals/{id}/tasks", get(list_in_project))
+}
+
+/// One task.
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id"), MinVersion),
+    responses(
+        (status = 200, body = Task),
+        (status = 404, description = "No such task, deleted, or not in a project of yours"),
+    ))]
+pub async fn by_id(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    PathId(id): PathId,
+    AppQuery(params): AppQuery<MinVersion>,
+) -> Result<Json<Task>, ApiError> {
+    let id = id.to_string();
+    let task = read_task(&state, &viewer, &id, params.min_version)
+        .await?
+        .filter(|t| !t.deleted)
+        .ok_or_else(|| ApiError::not_found("task", &id))?;
+    let names = state.store.task_names(std::slice::from_ref(&task)).await?;
+    Ok(Json(Task::on(task, today(), &names)))
+}
+
+pub(crate) async fn read_task(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    min_version: Option<u64>,
+) -> Result<Option<TaskView>, ApiError> {
+    state
+        .consistency
+        .read(
+            id,
+            min_version,
+            |t: &TaskView| t.version,
+            || state.visible_task(viewer, id),
+        )
+        .await
+}
 
 /// The longest text of `q`.
 const MAX_Q_CHARS: usize = 100;
