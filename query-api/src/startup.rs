@@ -1,7 +1,6 @@
 //! Builds the query API from its settings and runs it until shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use auth::rate_limit::{self, RateLimiter};
 use auth::{Authenticator, Revocations, Tokens};

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use service_runtime::settings::{DatabaseSettings, KafkaSettings, MongoSettings, RedisSettings};
 
-pub use postgres::TestDatabase;
+pub use postgres::{TestDatabase, xids_across_a_digit_boundary};
 
 /// The command that starts every server the tests need.
 pub const START_SERVERS: &str = "scripts/services up && source .services/env";

@@ -143,3 +143,28 @@ async fn ensure_template(admin: &mut PgConnection, base: &PgConnectOptions) -> S
         .unwrap_or_else(|e| panic!("advisory unlock: {e}"));
     template
 }
+
+/// Four transaction ids across a power of ten (`p - 2, p - 1, p, p + 1`, e.g. 998..1001), all
+/// below the oldest running transaction of the cluster, so events given them count as committed
+/// long ago. The text of these ids does not sort as their numbers (`"1000" < "999"`): tests of
+/// reads in commit order use them. A fresh cluster has used only a few thousand ids, so the
+/// power of ten is the largest one below its current id.
+///
+/// # Panics
+/// The cluster has used fewer than a dozen transaction ids, or PostgreSQL is unreachable.
+pub async fn xids_across_a_digit_boundary(pool: &PgPool) -> [i64; 4] {
+    let xmin: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        .fetch_one(pool)
+        .await
+        .expect("the snapshot's xmin");
+    let xmin: i64 = xmin.parse().expect("xmin is a number");
+    let mut power = 10_i64;
+    while power * 10 + 1 < xmin {
+        power *= 10;
+    }
+    assert!(
+        power + 1 < xmin,
+        "the cluster has used too few transaction ids ({xmin})"
+    );
+    [power - 2, power - 1, power, power + 1]
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use service_runtime::settings::{DatabaseSettings, HttpSettings, Secret};
+use service_runtime::settings::Secret;
 use tasktrail_command_api::settings::Settings;
 use tasktrail_command_api::startup;
 use test_support::{TestDatabase, spawn, unique_name};

@@ -1,6 +1,6 @@
 //! What the command API's tests share: its settings over a test database.
 
-use service_runtime::settings::{DatabaseSettings, HttpSettings, RedisSettings, Secret};
+use service_runtime::settings::{HttpSettings, Secret};
 use tasktrail_command_api::settings::Settings;
 use test_support::{TestDatabase, servers, unique_name};
 

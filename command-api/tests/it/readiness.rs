@@ -1,9 +1,9 @@
 //! `/healthz` and `/readyz` of the command API against the real servers.
 
 use service_runtime::settings::{DatabaseSettings, KafkaSettings, RedisSettings, Secret};
-use tasktrail_command_api::settings::RelayConfig;
+use tasktrail_command_api::settings::{RelayConfig, Settings};
 use tasktrail_command_api::startup;
-use test_support::{EVENTUALLY, TestDatabase, dead_address, eventually, get_json, servers, spawn};
+use test_support::{EVENTUALLY, TestDatabase, dead_address, eventually, get_json, spawn};
 
 use crate::helpers::settings;
 

@@ -6,9 +6,7 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 use mongodb::bson::{Document, doc};
 use read_model::{Generation, names};
-use service_runtime::settings::{
-    DatabaseSettings, HttpSettings, KafkaSettings, MongoSettings, RedisSettings, Secret,
-};
+use service_runtime::settings::{HttpSettings, KafkaSettings};
 use sqlx::PgPool;
 use tasktrail_projector::replay::{self, Projection, ReplayOptions};
 use tasktrail_projector::settings::{ProjectorSettings, Settings};

@@ -1,6 +1,6 @@
 //! `/healthz` and `/readyz` of the projector against the real servers.
 
-use service_runtime::settings::{DatabaseSettings, HttpSettings, KafkaSettings, Secret};
+use service_runtime::settings::{HttpSettings, KafkaSettings};
 use tasktrail_projector::settings::Settings;
 use tasktrail_projector::startup;
 use test_support::{TestDatabase, dead_address, get_json, servers, spawn};

@@ -423,21 +423,24 @@ async fn the_overdue_pass_writes_each_notification_once() {
     world.cleanup().await;
 }
 
-/// The in-order read (replay, catch-up) orders transaction ids as numbers: `9999` before
-/// `10000`. Ordered by their text, a batch of two took `10000` and `10001` first and the next
-/// one started after them, leaving out `9998` and `9999`.
+/// The in-order read (replay, catch-up) orders transaction ids as numbers: `999` before
+/// `1000`. Ordered by their text, a batch of two took `1000` and `1001` first and the next one
+/// started after them, leaving out `998` and `999`.
 #[tokio::test]
 async fn the_in_order_read_crosses_a_digit_boundary_of_transaction_ids() {
     use event_store::read::{self, Position};
     let world = World::new().await;
     let stream = workload(27, 1, 4);
     seed(world.pool(), &stream[..4]).await;
-    // Every id below the cluster's current one (committed long ago), in insertion order.
+    // Ids across a power of ten, below the cluster's current one (committed long ago), in
+    // insertion order.
+    let xids = test_support::xids_across_a_digit_boundary(world.pool()).await;
     sqlx::query(
         "UPDATE events
-            SET transaction_id = (9998 + global_position
+            SET transaction_id = ($1 + global_position
                                   - (SELECT min(global_position) FROM events))::text::xid8",
     )
+    .bind(xids[0])
     .execute(world.pool())
     .await
     .expect("set the transaction ids");
@@ -449,7 +452,7 @@ async fn the_in_order_read_crosses_a_digit_boundary_of_transaction_ids() {
         at = last.clone();
         read.extend(batch.into_iter().map(|(p, _)| p.transaction_id));
     }
-    assert_eq!(read, ["9998", "9999", "10000", "10001"]);
+    assert_eq!(read, xids.map(|xid| xid.to_string()));
     world.cleanup().await;
 }
 

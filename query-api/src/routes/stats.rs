@@ -255,7 +255,7 @@ pub async fn project_stats(
         (counters, "redis")
     } else {
         let key = doc! { "assignee": "$assignee_id", "status": "$status" };
-        let groups = count_tasks_by(state, scope.clone(), key).await?;
+        let groups = count_tasks_by(&state, scope.clone(), key).await?;
         let mut counters = Counters::default();
         for group in &groups {
             let Ok(key) = group.get_document("_id") else {
@@ -326,7 +326,7 @@ pub async fn my_stats(
     let (by_status, source) = if let Some(hash) = hash {
         (status_counts(&hash), "redis")
     } else {
-        let groups = count_tasks_by(state, scope.clone(), "$status").await?;
+        let groups = count_tasks_by(&state, scope.clone(), "$status").await?;
         let mut by_status = StatusCounts::default();
         for group in &groups {
             by_status.add(

@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_runtime::settings::{DatabaseSettings, HttpSettings, Secret};
+use service_runtime::settings::{HttpSettings, Secret};
 use test_support::{TestDatabase, servers, spawn, unique_name};
 
 use crate::helpers::{ReadSide, SECRET, settings};

@@ -14,9 +14,7 @@ use redis::aio::ConnectionManager;
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::Value;
-use service_runtime::settings::{
-    DatabaseSettings, HttpSettings, MongoSettings, RedisSettings, Secret,
-};
+use service_runtime::settings::{HttpSettings, MongoSettings, Secret};
 use tasktrail_query_api::settings::Settings;
 use tasktrail_query_api::startup;
 use test_support::{TestDatabase, servers, spawn, unique_name};

@@ -498,17 +498,18 @@ async fn a_restarted_relay_publishes_only_what_is_new() {
     restarted.stop().await;
 }
 
-/// Transaction ids order as numbers, not as text: `9999 < 10000`, while `'10000' < '9999'`. A
-/// batch read ordered by the text of the id (its output column was `transaction_id::text AS
-/// transaction_id`, and `ORDER BY transaction_id` names the output column) took `10000` and
-/// `10001` first, moved its cursor past them and never read `9998` and `9999`.
+/// Transaction ids order as numbers, not as text: `999 < 1000`, while `'1000' < '999'`. A batch
+/// read ordered by the text of the id (its output column was `transaction_id::text AS
+/// transaction_id`, and `ORDER BY transaction_id` names the output column) took `1000` and
+/// `1001` first, moved its cursor past them and never read `998` and `999`.
 #[tokio::test]
 async fn events_across_a_digit_boundary_of_transaction_ids_all_arrive_in_commit_order() {
     let db = TestDatabase::new().await;
     let prefix = unique_name("relay_xid_digits");
     // The ids are written as given (every one below the cluster's current transaction id, so
     // they count as committed long ago); the positions follow the commit order.
-    for xid in [9_998_i64, 9_999, 10_000, 10_001] {
+    let xids = test_support::xids_across_a_digit_boundary(&db.pool).await;
+    for xid in xids {
         insert(&db.pool, "task", &format!("t-{xid}"), 1).await;
         sqlx::query(
             "UPDATE events SET transaction_id = $1::text::xid8
@@ -530,6 +531,6 @@ async fn events_across_a_digit_boundary_of_transaction_ids_all_arrive_in_commit_
     wait_published(&db.pool, &running.status, 4).await;
     let received = consume(&prefix, 4, Duration::from_secs(3)).await;
     let order: Vec<String> = received.iter().map(Received::aggregate_id).collect();
-    assert_eq!(order, ["t-9998", "t-9999", "t-10000", "t-10001"]);
+    assert_eq!(order, xids.map(|xid| format!("t-{xid}")));
     running.stop().await;
 }
