@@ -1,4 +1,3 @@
-use anyhow::Context as _;
 use tasktrail_command_api::settings::Settings;
 use tasktrail_command_api::startup;
 
@@ -9,14 +8,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     service_runtime::telemetry::init(&settings.log);
     match std::env::args().nth(1).as_deref() {
-        None => {
-            let server = startup::build(settings)
-                .await
-                .context("starting the command API")?;
-            server
-                .run_until_stopped(service_runtime::shutdown::signal())
-                .await
-        }
+        None => service_runtime::http::run(startup::build(settings), "command API").await,
         Some("migrate") => {
             let pool = event_store::connect_lazy(&settings.database)?;
             event_store::migrate(&pool).await

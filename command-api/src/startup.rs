@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use event_store::{CommandBus, Registry};
 use relay::{LagBound, Relay, RelayMetrics, RelaySettings};
-use service_runtime::health::{self, Readiness};
+use service_runtime::health::Readiness;
 use service_runtime::http::Server;
 use service_runtime::metrics::Metrics;
 
@@ -129,8 +129,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
     let router = Router::new()
         .merge(commands)
         .merge(openapi::router())
-        .merge(health::router(readiness))
-        .merge(service_runtime::metrics::router(metrics));
+        .merge(service_runtime::http::operations(readiness, metrics));
     Ok(App {
         router,
         relay,

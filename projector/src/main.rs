@@ -14,14 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     service_runtime::telemetry::init(&settings.log);
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            let server = startup::build(settings)
-                .await
-                .context("starting the projector")?;
-            server
-                .run_until_stopped(service_runtime::shutdown::signal())
-                .await
-        }
+        Command::Run => service_runtime::http::run(startup::build(settings), "projector").await,
         Command::Replay {
             projection,
             dry_run,

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use service_runtime::health::{self, Readiness};
+use service_runtime::health::Readiness;
 use service_runtime::http::Server;
-use service_runtime::metrics::{self, Metrics};
+use service_runtime::metrics::Metrics;
 
 use crate::lag::LagProbe;
 use crate::live::{self, LiveStatus};
@@ -55,9 +54,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         lag,
         store.db.clone(),
     ));
-    let router = Router::new()
-        .merge(health::router(readiness))
-        .merge(metrics::router(metrics));
+    let router = service_runtime::http::operations(readiness, metrics);
     let mut server = Server::bind(&settings.http, router).await?;
     let consumer_store = store.clone();
     let brokers = settings.kafka.brokers.clone();

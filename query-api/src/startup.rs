@@ -5,7 +5,7 @@ use std::sync::Arc;
 use auth::rate_limit::{self, RateLimiter};
 use auth::{Authenticator, Revocations, Tokens};
 use axum::Router;
-use service_runtime::health::{self, Readiness};
+use service_runtime::health::Readiness;
 use service_runtime::http::Server;
 use service_runtime::metrics::Metrics;
 
@@ -70,8 +70,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
     let router = Router::new()
         .merge(queries)
         .merge(openapi::router())
-        .merge(health::router(readiness))
-        .merge(service_runtime::metrics::router(metrics));
+        .merge(service_runtime::http::operations(readiness, metrics));
     Ok((router, revocations))
 }
 

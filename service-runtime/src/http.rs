@@ -201,6 +201,29 @@ pub async fn serve(
         .context("HTTP server failed")
 }
 
+/// The operations routes every service has: `/healthz`, `/readyz` (with `readiness`'s checks)
+/// and `/metrics`.
+pub fn operations(readiness: crate::health::Readiness, metrics: crate::metrics::Metrics) -> Router {
+    Router::new()
+        .merge(crate::health::router(readiness))
+        .merge(crate::metrics::router(metrics))
+}
+
+/// A service's `main`: awaits `build` (the service's `startup::build`; `what` names the service
+/// in its error) and serves until SIGTERM or SIGINT.
+///
+/// # Errors
+/// The service could not start, or serving failed.
+pub async fn run(
+    build: impl Future<Output = anyhow::Result<Server>>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let server = build
+        .await
+        .with_context(|| format!("starting the {what}"))?;
+    server.run_until_stopped(crate::shutdown::signal()).await
+}
+
 /// A bound, ready-to-serve HTTP service, with the background tasks it hosts (e.g. the relay):
 /// what each service's `startup::build` returns.
 #[derive(Debug)]

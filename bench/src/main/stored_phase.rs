@@ -9,13 +9,8 @@ use crate::Setup;
 
 /// Measures `create task` on both stores and adds the rates to `report`.
 pub(crate) async fn measure(setup: &Setup, report: &mut Report) -> anyhow::Result<()> {
-    let Setup {
-        cli,
-        run,
-        logs,
-        server_url,
-        target,
-    } = setup;
+    let (cli, run, logs) = (&setup.cli, &setup.run, &setup.logs);
+    let (server_url, target) = (&setup.server_url, &setup.target);
     let phase = cli.phase();
     let stored = cli.pick(cli.stored_events, 1_000_000, 20_000);
     say(&format!(

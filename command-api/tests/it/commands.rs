@@ -10,7 +10,7 @@ use tasktrail_command_api::settings::Settings;
 use tasktrail_command_api::startup;
 use test_support::{TestDatabase, spawn, unique_name};
 
-use crate::helpers::{SECRET, settings};
+use crate::helpers::{PASSWORD, SECRET, registration, settings};
 
 struct TestApp {
     url: String,
@@ -102,10 +102,7 @@ impl TestApp {
                 Method::POST,
                 "/auth/register",
                 None,
-                Some(json!({
-                    "username": username, "email": format!("{username}@example.com"),
-                    "password": "correct horse", "first_name": "Test", "last_name": username,
-                })),
+                Some(registration(username)),
             )
             .await;
         assert_eq!(
@@ -114,7 +111,7 @@ impl TestApp {
             "{}",
             registered.body
         );
-        let token = self.token(username, "correct horse").await;
+        let token = self.token(username, PASSWORD).await;
         (registered.id(), token)
     }
 

@@ -1,5 +1,6 @@
 //! What the command API's tests share: its settings over a test database.
 
+use serde_json::{Value, json};
 use service_runtime::settings::{HttpSettings, Secret};
 use tasktrail_command_api::settings::Settings;
 use test_support::{TestDatabase, servers, unique_name};
@@ -20,4 +21,15 @@ pub fn settings(db: &TestDatabase) -> Settings {
     settings.auth.jwt_secret = Secret::new(SECRET);
     settings.rate_limit.requests = 10_000;
     settings
+}
+
+/// The password of every test user.
+pub const PASSWORD: &str = "correct horse";
+
+/// The body of `POST /auth/register` for `username` (with [`PASSWORD`]).
+pub fn registration(username: &str) -> Value {
+    json!({
+        "username": username, "email": format!("{username}@example.com"),
+        "password": PASSWORD, "first_name": "Test", "last_name": username,
+    })
 }

@@ -11,7 +11,7 @@ use test_support::TestDatabase;
 use tower::ServiceExt as _;
 use uuid::Uuid;
 
-use crate::helpers::settings;
+use crate::helpers::{PASSWORD, registration, settings};
 
 /// The application over a fresh database, without the relay (nothing here reads Kafka).
 async fn app() -> (Router, TestDatabase) {
@@ -70,11 +70,7 @@ async fn token(app: &Router) -> String {
             "POST",
             "/auth/register",
             None,
-            &json!({
-                "username": username, "email": format!("{username}@example.com"),
-                "password": "correct horse", "first_name": "Test", "last_name": "User",
-            })
-            .to_string(),
+            &registration(&username).to_string(),
         ),
     )
     .await;
@@ -90,7 +86,7 @@ async fn token(app: &Router) -> String {
             "POST",
             "/auth/token",
             None,
-            &json!({ "username": username, "password": "correct horse" }).to_string(),
+            &json!({ "username": username, "password": PASSWORD }).to_string(),
         ),
     )
     .await;

@@ -3,7 +3,6 @@
 use domain::{Actor, Description, ProjectCommand, ProjectName, Role, UserCommand, UserError};
 use event_store::{CommandError, Metadata};
 use serde_json::Value;
-use test_support::TestDatabase;
 use uuid::Uuid;
 
 use crate::helpers::{Buses, register, unique_username};
@@ -24,8 +23,7 @@ struct EventRow {
 
 #[tokio::test]
 async fn committed_events_get_their_columns_and_metadata_and_load_back() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (db, buses) = Buses::fresh().await;
     let user_id = Uuid::new_v4();
     let metadata = Metadata {
         user_id: Some(user_id),
@@ -100,8 +98,7 @@ async fn committed_events_get_their_columns_and_metadata_and_load_back() {
 
 #[tokio::test]
 async fn an_unknown_aggregate_loads_as_default_at_version_zero() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (_db, buses) = Buses::fresh().await;
     let (user, version) = buses
         .users
         .load(&Uuid::new_v4().to_string())
@@ -113,8 +110,7 @@ async fn an_unknown_aggregate_loads_as_default_at_version_zero() {
 
 #[tokio::test]
 async fn the_events_of_one_command_are_written_together() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (db, buses) = Buses::fresh().await;
     let owner = Uuid::new_v4();
     buses
         .register(
@@ -162,12 +158,9 @@ async fn the_events_of_one_command_are_written_together() {
 
 #[tokio::test]
 async fn a_stale_expected_version_is_a_version_conflict() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (_db, buses) = Buses::fresh().await;
     let user_id = Uuid::new_v4();
-    buses
-        .register(user_id, "bob", "bob@example.com", Role::User)
-        .await;
+    buses.register_user(user_id, "bob").await;
     let change = || UserCommand::ChangePassword {
         actor: Actor::user(user_id),
         password_hash: domain::PasswordHash::new("$argon2id$new"),
@@ -205,12 +198,9 @@ async fn a_stale_expected_version_is_a_version_conflict() {
 
 #[tokio::test]
 async fn a_command_without_events_keeps_the_version() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (db, buses) = Buses::fresh().await;
     let user_id = Uuid::new_v4();
-    buses
-        .register(user_id, "carol", "carol@example.com", Role::User)
-        .await;
+    buses.register_user(user_id, "carol").await;
 
     let committed = buses
         .users
@@ -236,8 +226,7 @@ async fn a_command_without_events_keeps_the_version() {
 
 #[tokio::test]
 async fn a_refusal_is_a_domain_error_and_writes_nothing() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (_db, buses) = Buses::fresh().await;
     let result = buses
         .users
         .execute(

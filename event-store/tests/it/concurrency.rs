@@ -16,9 +16,7 @@ async fn concurrent_commands_on_one_aggregate_conflict_but_never_fail() {
     let db = TestDatabase::new().await;
     let buses = Arc::new(Buses::new(&db.pool));
     let user_id = Uuid::new_v4();
-    buses
-        .register(user_id, "busy", "busy@example.com", Role::User)
-        .await;
+    buses.register_user(user_id, "busy").await;
 
     let writers: Vec<_> = (0..WRITERS)
         .map(|i| {

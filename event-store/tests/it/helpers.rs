@@ -7,6 +7,7 @@ use domain::{
 };
 use event_store::{CommandBus, Metadata, Registry};
 use sqlx::PgPool;
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 /// One command bus per aggregate and the registry, over one pool.
@@ -18,6 +19,13 @@ pub struct Buses {
 }
 
 impl Buses {
+    /// A fresh database and the buses over it.
+    pub async fn fresh() -> (TestDatabase, Self) {
+        let db = TestDatabase::new().await;
+        let buses = Self::new(&db.pool);
+        (db, buses)
+    }
+
     pub fn new(pool: &PgPool) -> Self {
         let registry = Registry::new(pool.clone());
         Self {
@@ -42,6 +50,12 @@ impl Buses {
             .await
             .unwrap_or_else(|e| panic!("registering {username}: {e:?}"));
         assert_eq!(committed.version, 1);
+    }
+
+    /// Registers the `Role::User` `username` (e-mail `<username>@example.com`) as `user_id`.
+    pub async fn register_user(&self, user_id: Uuid, username: &str) {
+        let email = format!("{username}@example.com");
+        self.register(user_id, username, &email, Role::User).await;
     }
 
     /// Creates a project owned by `owner`.

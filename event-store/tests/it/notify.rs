@@ -5,15 +5,13 @@ use std::time::Duration;
 use domain::Role;
 use event_store::NOTIFY_CHANNEL;
 use sqlx::postgres::PgListener;
-use test_support::TestDatabase;
 use uuid::Uuid;
 
 use crate::helpers::Buses;
 
 #[tokio::test]
 async fn a_commit_notifies_the_events_channel() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (db, buses) = Buses::fresh().await;
     let mut listener = PgListener::connect_with(&db.pool)
         .await
         .expect("listener connects");

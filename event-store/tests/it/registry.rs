@@ -5,7 +5,6 @@ use domain::{
     TaskServices as _, UserCommand, UserServices as _, UserStatus, Username,
 };
 use event_store::CommandError;
-use test_support::TestDatabase;
 use uuid::Uuid;
 
 use crate::helpers::{Buses, create_task, metadata};
@@ -16,8 +15,7 @@ fn email(raw: &str) -> Email {
 
 #[tokio::test]
 async fn the_user_registry_follows_profile_password_role_and_deactivation() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (_db, buses) = Buses::fresh().await;
     let user_id = Uuid::new_v4();
     buses
         .register(user_id, "dora", "Dora@Example.com", Role::User)
@@ -123,21 +121,14 @@ async fn the_user_registry_follows_profile_password_role_and_deactivation() {
 
 #[tokio::test]
 async fn project_access_follows_members_and_archiving() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (_db, buses) = Buses::fresh().await;
     let registry = &buses.registry;
     let owner = Uuid::new_v4();
     let member = Uuid::new_v4();
     let outsider = Uuid::new_v4();
-    buses
-        .register(owner, "owner", "owner@example.com", Role::User)
-        .await;
-    buses
-        .register(member, "member", "member@example.com", Role::User)
-        .await;
-    buses
-        .register(outsider, "outsider", "outsider@example.com", Role::User)
-        .await;
+    buses.register_user(owner, "owner").await;
+    buses.register_user(member, "member").await;
+    buses.register_user(outsider, "outsider").await;
     let project_id = Uuid::new_v4();
     assert_eq!(registry.project_access(project_id).await, Ok(None));
     assert_eq!(registry.project_exists(project_id).await, Ok(false));
@@ -237,16 +228,11 @@ async fn project_access_follows_members_and_archiving() {
 
 #[tokio::test]
 async fn a_deactivated_user_cannot_be_added_to_a_project() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (_db, buses) = Buses::fresh().await;
     let owner = Uuid::new_v4();
     let gone = Uuid::new_v4();
-    buses
-        .register(owner, "owner", "owner@example.com", Role::User)
-        .await;
-    buses
-        .register(gone, "gone", "gone@example.com", Role::User)
-        .await;
+    buses.register_user(owner, "owner").await;
+    buses.register_user(gone, "gone").await;
     buses
         .users
         .execute(

@@ -13,8 +13,7 @@ use crate::helpers::Buses;
 
 #[tokio::test]
 async fn events_are_read_and_streamed_in_order() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (db, buses) = Buses::fresh().await;
     let ids = [Uuid::new_v4(), Uuid::new_v4()];
     buses
         .register(ids[0], "first", "first@example.com", Role::User)

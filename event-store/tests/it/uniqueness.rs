@@ -209,16 +209,11 @@ async fn the_unique_indexes_refuse_what_the_look_up_missed() {
 
 #[tokio::test]
 async fn changing_to_a_taken_email_is_refused() {
-    let db = TestDatabase::new().await;
-    let buses = Buses::new(&db.pool);
+    let (_db, buses) = Buses::fresh().await;
     let alice = Uuid::new_v4();
     let bob = Uuid::new_v4();
-    buses
-        .register(alice, "alice", "alice@example.com", Role::User)
-        .await;
-    buses
-        .register(bob, "bob", "bob@example.com", Role::User)
-        .await;
+    buses.register_user(alice, "alice").await;
+    buses.register_user(bob, "bob").await;
 
     let result = buses
         .users
