@@ -364,19 +364,38 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
 /// The insert failed (a duplicate sequence included).
 pub async fn insert(pool: &sqlx::PgPool, events: &[WorkloadEvent]) -> sqlx::Result<()> {
     for chunk in events.chunks(500) {
-        let mut builder = sqlx::QueryBuilder::new(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
-        );
-        builder.push_values(chunk, |mut row, event| {
-            row.push_bind(event.aggregate_type.as_str())
-                .push_bind(event.aggregate_id.to_string())
-                .push_bind(event.sequence)
-                .push_bind(&event.event_type)
-                .push_bind("1.0")
-                .push_bind(&event.payload)
-                .push_bind(event.metadata());
-        });
-        builder.build().execute(pool).await?;
+        insert_statement(chunk).build().execute(pool).await?;
     }
     Ok(())
+}
+
+/// Inserts one event with `executor` (a pool, or a transaction the test keeps open).
+///
+/// # Errors
+/// The insert failed (a duplicate sequence included).
+pub async fn insert_one<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    event: &WorkloadEvent,
+) -> sqlx::Result<()> {
+    insert_statement(std::slice::from_ref(event))
+        .build()
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+fn insert_statement(events: &[WorkloadEvent]) -> sqlx::QueryBuilder<'_, sqlx::Postgres> {
+    let mut builder = sqlx::QueryBuilder::new(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
+    );
+    builder.push_values(events, |mut row, event| {
+        row.push_bind(event.aggregate_type.as_str())
+            .push_bind(event.aggregate_id.to_string())
+            .push_bind(event.sequence)
+            .push_bind(&event.event_type)
+            .push_bind("1.0")
+            .push_bind(&event.payload)
+            .push_bind(event.metadata());
+    });
+    builder
 }

@@ -65,14 +65,12 @@ pub(crate) async fn verify(
         ..Report::default()
     };
     // PostgreSQL: the highest sequence of each aggregate.
-    let stored: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
-        "SELECT aggregate_id, MAX(sequence) FROM events GROUP BY aggregate_id",
-    )
-    .fetch_all(pool)
-    .await
-    .context("reading the event store")?
-    .into_iter()
-    .collect();
+    let stored: HashMap<String, i64> = event_store::read::last_sequences(pool)
+        .await
+        .context("reading the event store")?
+        .into_iter()
+        .map(|((_, aggregate_id), sequence)| (aggregate_id, sequence))
+        .collect();
     // Kafka: every (aggregate, sequence) on the three topics.
     let published = read_topics(target).await?;
     report.kafka_messages = published.len();

@@ -86,12 +86,8 @@ pub enum ReadError {
         source: sqlx::Error,
     },
     /// A stored event names an aggregate type this code does not know.
-    #[error("event {event_id}: {source}")]
-    UnknownAggregateType {
-        event_id: Uuid,
-        #[source]
-        source: domain::UnknownAggregateType,
-    },
+    #[error("a stored event: {0}")]
+    UnknownAggregateType(#[from] domain::UnknownAggregateType),
 }
 
 fn database(what: &'static str) -> impl FnOnce(sqlx::Error) -> ReadError {
@@ -115,13 +111,7 @@ struct Row {
 
 impl Row {
     fn into_envelope(self) -> Result<(Position, Envelope), ReadError> {
-        let aggregate_type =
-            self.aggregate_type
-                .parse()
-                .map_err(|source| ReadError::UnknownAggregateType {
-                    event_id: self.event_id,
-                    source,
-                })?;
+        let aggregate_type = self.aggregate_type.parse()?;
         // The column holds the `HashMap<String, String>` cqrs-es stores; anything else in it is
         // ignored, so every stored event stays readable.
         let map: HashMap<String, String> = match self.metadata {
@@ -290,14 +280,7 @@ pub async fn last_sequences<'e>(
     .map_err(database("reading the last sequence of every aggregate"))?;
     rows.into_iter()
         .map(|(aggregate_type, aggregate_id, sequence)| {
-            let aggregate_type =
-                aggregate_type
-                    .parse()
-                    .map_err(|source| ReadError::UnknownAggregateType {
-                        event_id: Uuid::nil(),
-                        source,
-                    })?;
-            Ok(((aggregate_type, aggregate_id), sequence))
+            Ok(((aggregate_type.parse()?, aggregate_id), sequence))
         })
         .collect()
 }

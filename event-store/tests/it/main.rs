@@ -5,6 +5,7 @@ mod commit;
 mod concurrency;
 mod helpers;
 mod notify;
+mod read;
 mod registry;
 mod repository;
 mod unavailable;

@@ -241,19 +241,9 @@ async fn the_first_phase_leaves_open_transactions_to_the_in_order_phase() {
     // A writer whose transaction is open while the replay fixes its boundary.
     let mut open = world.pool().begin().await.expect("begin");
     let late = &held[0];
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ($1, $2, $3, $4, '1.0', $5, $6)",
-    )
-    .bind(late.aggregate_type.as_str())
-    .bind(late.aggregate_id.to_string())
-    .bind(late.sequence)
-    .bind(&late.event_type)
-    .bind(&late.payload)
-    .bind(late.metadata())
-    .execute(&mut *open)
-    .await
-    .expect("insert");
+    test_support::workload::insert_one(&mut *open, late)
+        .await
+        .expect("insert");
     let (cursor, end) = read::boundary(world.pool()).await.expect("boundary");
     open.commit().await.expect("commit");
 
@@ -464,18 +454,6 @@ async fn the_fold_waits_for_committed_events_held_back_by_an_open_transaction() 
     let stream = workload(28, 3, 60);
     let (seeded, late) = stream.split_at(stream.len() - 1);
     seed(world.pool(), seeded).await;
-    let insert = |event: &test_support::workload::WorkloadEvent| {
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             VALUES ($1, $2, $3, $4, '1.0', $5, $6)",
-        )
-        .bind(event.aggregate_type.as_str())
-        .bind(event.aggregate_id.to_string())
-        .bind(event.sequence)
-        .bind(event.event_type.clone())
-        .bind(event.payload.clone())
-        .bind(event.metadata())
-    };
     // An older transaction (it has a transaction id, and writes an event it will roll back)...
     let mut older = world.pool().begin().await.expect("begin");
     sqlx::query(
@@ -486,7 +464,9 @@ async fn the_fold_waits_for_committed_events_held_back_by_an_open_transaction() 
     .await
     .expect("insert in the older transaction");
     // ...holds back a newer, committed event.
-    insert(&late[0]).execute(world.pool()).await.expect("late");
+    test_support::workload::insert_one(world.pool(), &late[0])
+        .await
+        .expect("late");
 
     let store = world.store.clone();
     let settings = world.settings.projector.clone();
