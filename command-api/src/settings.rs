@@ -30,7 +30,29 @@ pub struct Settings {
     #[serde(default)]
     pub relay: RelayConfig,
     #[serde(default)]
+    pub commands: CommandsConfig,
+    #[serde(default)]
     pub log: LogSettings,
+}
+
+/// How commands run (`TASKTRAIL_COMMANDS__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CommandsConfig {
+    /// Aggregates of each type kept in memory, so a command on a recently used one loads
+    /// nothing (0: none). The commit's optimistic lock still decides, so this is safe with
+    /// several command-api replicas; a stale entry costs one extra load. Memory: a user or task
+    /// is well under 1 KiB, a project grows with its members: 10,000 of each type stay in the
+    /// low tens of MiB.
+    pub cache_capacity: usize,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: event_store::DEFAULT_CACHE_CAPACITY,
+        }
+    }
 }
 
 /// Where clients read what a command changed: the base of the `Location` header.

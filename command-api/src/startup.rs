@@ -63,17 +63,20 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
     let query_api: Arc<str> = settings.query_api.public_url.trim_end_matches('/').into();
     let state = AppState {
         users: Arc::new(Commands::new(
-            CommandBus::new(pool.clone(), registry.user_services()),
+            CommandBus::new(pool.clone(), registry.user_services())
+                .with_cache_capacity(settings.commands.cache_capacity),
             "users",
             Arc::clone(&query_api),
         )),
         projects: Arc::new(Commands::new(
-            CommandBus::new(pool.clone(), registry.project_services()),
+            CommandBus::new(pool.clone(), registry.project_services())
+                .with_cache_capacity(settings.commands.cache_capacity),
             "projects",
             Arc::clone(&query_api),
         )),
         tasks: Arc::new(Commands::new(
-            CommandBus::new(pool.clone(), registry.task_services()),
+            CommandBus::new(pool.clone(), registry.task_services())
+                .with_cache_capacity(settings.commands.cache_capacity),
             "tasks",
             query_api,
         )),

@@ -123,7 +123,8 @@ impl<A: Aggregate> std::fmt::Debug for Commands<A> {
 
 impl<A> Commands<A>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
+    A::Command: Clone,
     A::Error: DomainError,
 {
     /// The commands of `bus`, whose aggregates the query API serves at

@@ -1,10 +1,13 @@
-//! [`CommandBus`]: load an aggregate, check the expected version, decide, commit.
+//! [`CommandBus`]: load an aggregate (or take it from the bus's cache), check the expected
+//! version, decide, commit.
 
 use std::fmt;
+use std::sync::Mutex;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
+use hashlink::LruCache;
 use sqlx::PgPool;
 
 use crate::error::UniqueViolation;
@@ -71,14 +74,27 @@ impl<E: std::error::Error> From<AggregateError<E>> for CommandError<E> {
     }
 }
 
+/// How many aggregates a [`CommandBus`] keeps in memory unless told otherwise
+/// ([`CommandBus::with_cache_capacity`]).
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
 /// Runs the commands of one aggregate type against the event store.
 ///
 /// Unlike `CqrsFramework::execute`, it checks an expected version against the version it
 /// loaded (the optimistic lock of the commit is tied to that same version) and returns the new
 /// version. There are no query processors: the read side is fed through the relay.
+///
+/// **The aggregate cache.** The bus keeps the state and sequence of the aggregates it used most
+/// recently (at most its capacity, least recently used first out), so a command on one of them
+/// loads nothing. The cache is never the authority: the commit's optimistic lock (the `events`
+/// table's primary key) still decides. A cached aggregate another writer has moved on (another
+/// command-api replica, say) fails its commit with a conflict; the bus then forgets it, loads
+/// the stored state and decides once more, exactly as a bus without a cache would have.
 pub struct CommandBus<A: Aggregate> {
     store: PersistedEventStore<PgEventRepository, A>,
     services: A::Services,
+    /// Recently used aggregates: id → (state, sequence). `None` when the capacity is 0.
+    cache: Option<Mutex<LruCache<String, (A, usize)>>>,
 }
 
 impl<A: Aggregate> fmt::Debug for CommandBus<A> {
@@ -97,7 +113,17 @@ impl<A: Aggregate> CommandBus<A> {
         Self {
             store: PersistedEventStore::new_event_store(PgEventRepository::new(pool)),
             services,
+            cache: None,
         }
+        .with_cache_capacity(DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// The same bus keeping at most `capacity` aggregates in memory (0: none, every command
+    /// loads its aggregate).
+    #[must_use]
+    pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = (capacity > 0).then(|| Mutex::new(LruCache::new(capacity)));
+        self
     }
 
     /// Loads the aggregate, refuses if `expected_version` is given and differs from the
@@ -123,8 +149,48 @@ impl<A: Aggregate> CommandBus<A> {
         command: A::Command,
         metadata: Metadata,
         expected_version: Option<u64>,
-    ) -> Result<Committed, CommandError<A::Error>> {
-        let mut context = self.store.load_aggregate(aggregate_id).await?;
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Clone,
+        A::Command: Clone,
+    {
+        if let Some((aggregate, sequence)) = self.cached(aggregate_id)
+            && expected_version.is_none_or(|expected| expected == version(sequence))
+        {
+            let context = EventStoreAggregateContext {
+                aggregate_id: aggregate_id.to_owned(),
+                aggregate,
+                current_sequence: sequence,
+                current_snapshot: None,
+            };
+            match self
+                .decide_and_commit(context, command.clone(), metadata.clone(), expected_version)
+                .await
+            {
+                // Another writer went first: decide again on the stored state.
+                Err(CommandError::Concurrency) => {
+                    tracing::debug!("cached aggregate was stale; loading it");
+                }
+                outcome => return outcome,
+            }
+        }
+        let context = self.store.load_aggregate(aggregate_id).await?;
+        self.decide_and_commit(context, command, metadata, expected_version)
+            .await
+    }
+
+    /// Checks the expected version against `context`, lets the aggregate decide, commits its
+    /// events, and keeps the new state in the cache (forgets it when the commit failed).
+    async fn decide_and_commit(
+        &self,
+        mut context: EventStoreAggregateContext<A>,
+        command: A::Command,
+        metadata: Metadata,
+        expected_version: Option<u64>,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Clone,
+    {
         let loaded = version(context.current_sequence);
         if let Some(expected) = expected_version
             && expected != loaded
@@ -142,13 +208,23 @@ impl<A: Aggregate> CommandBus<A> {
             .map_err(CommandError::Domain)?;
         let events = sink.collect().await;
         let count = events.len();
-        if count > 0 {
-            self.store
+        let aggregate_id = context.aggregate_id.clone();
+        // The sink applied the events: this is the state after the command.
+        let after = (context.aggregate.clone(), context.current_sequence + count);
+        if count > 0
+            && let Err(error) = self
+                .store
                 .commit(events, context, metadata.into_map())
-                .await?;
+                .await
+        {
+            self.forget(&aggregate_id);
+            return Err(error.into());
+        }
+        if after.1 > 0 {
+            self.remember(&aggregate_id, after);
         }
         let committed = Committed {
-            aggregate_id: aggregate_id.to_owned(),
+            aggregate_id,
             version: loaded + version(count),
             events: count,
         };
@@ -157,6 +233,36 @@ impl<A: Aggregate> CommandBus<A> {
         span.record("events", count);
         tracing::debug!("command committed");
         Ok(committed)
+    }
+
+    /// The cached state and sequence of `aggregate_id`, if the bus has it.
+    fn cached(&self, aggregate_id: &str) -> Option<(A, usize)>
+    where
+        A: Clone,
+    {
+        let cache = self.cache.as_ref()?;
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.get(aggregate_id).cloned()
+    }
+
+    fn remember(&self, aggregate_id: &str, entry: (A, usize)) {
+        if let Some(cache) = &self.cache {
+            let mut cache = cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.insert(aggregate_id.to_owned(), entry);
+        }
+    }
+
+    fn forget(&self, aggregate_id: &str) {
+        if let Some(cache) = &self.cache {
+            let mut cache = cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.remove(aggregate_id);
+        }
     }
 
     /// The aggregate's current state and version (0 and `A::default()` if it has no events).

@@ -29,7 +29,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
 
-pub use command_bus::{CommandBus, CommandError, Committed};
+pub use command_bus::{CommandBus, CommandError, Committed, DEFAULT_CACHE_CAPACITY};
 pub use error::UniqueViolation;
 pub use metadata::Metadata;
 pub use registry::{Credentials, Registry};

@@ -15,13 +15,14 @@ use uuid::Uuid;
 
 use crate::error::{persistence_error, unexpected};
 
-type Statement = sqlx::query::Query<'static, Postgres, PgArguments>;
+pub(crate) type Statement = sqlx::query::Query<'static, Postgres, PgArguments>;
 
-/// Applies each event of a commit to the registry, in order.
-pub(crate) async fn apply(
-    connection: &mut PgConnection,
+/// The registry statements of a commit's events, in order, each with its event: none for a
+/// commit that changes nothing the registry keeps (every task event, most others).
+pub(crate) fn statements(
     events: &[SerializedEvent],
-) -> Result<(), PersistenceError> {
+) -> Result<Vec<(Statement, &SerializedEvent)>, PersistenceError> {
+    let mut statements = Vec::new();
     for event in events {
         let statement = match event.aggregate_type.as_str() {
             User::TYPE => user_statement(aggregate_uuid(event)?, decode(event)?)?,
@@ -29,9 +30,18 @@ pub(crate) async fn apply(
             // Tasks (and anything else) keep nothing in the registry.
             _ => None,
         };
-        if let Some(statement) = statement {
-            execute_one(connection, statement, event).await?;
-        }
+        statements.extend(statement.map(|statement| (statement, event)));
+    }
+    Ok(statements)
+}
+
+/// Runs [`statements`] in the commit's transaction, in order.
+pub(crate) async fn apply(
+    connection: &mut PgConnection,
+    statements: Vec<(Statement, &SerializedEvent)>,
+) -> Result<(), PersistenceError> {
+    for (statement, event) in statements {
+        execute_one(connection, statement, event).await?;
     }
     Ok(())
 }

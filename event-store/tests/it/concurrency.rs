@@ -69,3 +69,89 @@ async fn concurrent_commands_on_one_aggregate_conflict_but_never_fail() {
     let expected: Vec<i64> = (1..=i64::try_from(version).expect("small")).collect();
     assert_eq!(sequences, expected, "no gaps, no duplicates");
 }
+
+/// Two buses over one database stand for two command-api replicas, each with its aggregate
+/// cache. A command on an aggregate the other replica has moved on since meets a conflict at
+/// commit, and the bus decides again on the stored state: the caller sees no difference.
+#[tokio::test]
+async fn a_stale_cached_aggregate_is_loaded_again_and_the_command_succeeds() {
+    let (db, first) = Buses::fresh().await;
+    let second = Buses::new(&db.pool);
+    let user_id = Uuid::new_v4();
+    first.register_user(user_id, "cached").await;
+    let id = user_id.to_string();
+    let change = |n: usize| UserCommand::ChangePassword {
+        actor: Actor::user(user_id),
+        password_hash: PasswordHash::new(format!("$argon2id${n}")),
+    };
+    // The first replica caches the user at version 2; the second moves it to 3.
+    let cached = first
+        .users
+        .execute(&id, change(1), metadata(Some(user_id)), None)
+        .await
+        .expect("first change");
+    assert_eq!(cached.version, 2);
+    let moved = second
+        .users
+        .execute(&id, change(2), metadata(Some(user_id)), Some(2))
+        .await
+        .expect("second change");
+    assert_eq!(moved.version, 3);
+    // The first replica's cache says 2: its command still lands, at 4.
+    let again = first
+        .users
+        .execute(&id, change(3), metadata(Some(user_id)), None)
+        .await
+        .expect("a change through the stale cache");
+    assert_eq!(again.version, 4);
+    // An expected version the cache agrees with but the store does not is a version conflict
+    // naming the stored version.
+    let refused = second
+        .users
+        .execute(&id, change(4), metadata(Some(user_id)), Some(3))
+        .await
+        .expect_err("the store is at 4");
+    assert_eq!(
+        refused,
+        CommandError::VersionConflict {
+            expected: 3,
+            actual: 4
+        }
+    );
+    let sequences: Vec<i64> =
+        sqlx::query_scalar("SELECT sequence FROM events WHERE aggregate_id = $1 ORDER BY sequence")
+            .bind(&id)
+            .fetch_all(&db.pool)
+            .await
+            .expect("sequences");
+    assert_eq!(sequences, [1, 2, 3, 4], "no gaps, no duplicates");
+}
+
+/// Without a cache every command loads its aggregate; the outcomes are the same.
+#[tokio::test]
+async fn a_bus_without_a_cache_loads_every_time() {
+    let db = TestDatabase::new().await;
+    let registry = event_store::Registry::new(db.pool.clone());
+    let users: event_store::CommandBus<domain::User> =
+        event_store::CommandBus::new(db.pool.clone(), registry.user_services())
+            .with_cache_capacity(0);
+    let other = Buses::new(&db.pool);
+    let user_id = Uuid::new_v4();
+    other.register_user(user_id, "uncached").await;
+    let id = user_id.to_string();
+    for (n, expected) in [(1, 1), (2, 2)] {
+        let committed = users
+            .execute(
+                &id,
+                UserCommand::ChangePassword {
+                    actor: Actor::user(user_id),
+                    password_hash: PasswordHash::new(format!("$argon2id${n}")),
+                },
+                metadata(Some(user_id)),
+                Some(expected),
+            )
+            .await
+            .expect("change");
+        assert_eq!(committed.version, expected + 1);
+    }
+}

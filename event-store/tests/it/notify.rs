@@ -1,30 +1,57 @@
-//! Each commit wakes the relay through `pg_notify`.
+//! Each commit wakes the relay through `pg_notify`: one with registry changes (a transaction),
+//! and one without (the insert and the notification in one statement).
 
 use std::time::Duration;
 
-use domain::Role;
+use domain::Actor;
 use event_store::NOTIFY_CHANNEL;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use crate::helpers::Buses;
+use crate::helpers::{Buses, create_task, metadata};
 
-#[tokio::test]
-async fn a_commit_notifies_the_events_channel() {
-    let (db, buses) = Buses::fresh().await;
-    let mut listener = PgListener::connect_with(&db.pool)
-        .await
-        .expect("listener connects");
-    listener.listen(NOTIFY_CHANNEL).await.expect("LISTEN");
-
-    buses
-        .register(Uuid::new_v4(), "noisy", "noisy@example.com", Role::User)
-        .await;
-
+async fn notified(listener: &mut PgListener) {
     let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
         .expect("a notification within 5 s")
         .expect("the listener works");
     assert_eq!(notification.channel(), "tasktrail_events");
     assert_eq!(notification.payload(), "");
+}
+
+#[tokio::test]
+async fn every_commit_notifies_the_events_channel() {
+    let (db, buses) = Buses::fresh().await;
+    let mut listener = PgListener::connect_with(&db.pool)
+        .await
+        .expect("listener connects");
+    listener.listen(NOTIFY_CHANNEL).await.expect("LISTEN");
+
+    // A registration changes the registry: its commit is a transaction.
+    let owner = Uuid::new_v4();
+    buses.register_user(owner, "noisy").await;
+    notified(&mut listener).await;
+    let project = Uuid::new_v4();
+    buses.create_project(project, owner).await;
+    notified(&mut listener).await;
+
+    // A task's events change nothing in the registry: insert and notify are one statement.
+    let task = Uuid::new_v4();
+    buses
+        .tasks
+        .execute(
+            &task.to_string(),
+            create_task(task, project, Actor::user(owner)),
+            metadata(Some(owner)),
+            Some(0),
+        )
+        .await
+        .expect("create a task");
+    notified(&mut listener).await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(task.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1);
 }
