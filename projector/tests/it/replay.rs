@@ -186,11 +186,25 @@ async fn seed_100k() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_live_store_applied_event_by_event_equals_a_replay() {
     let world = World::new().await;
-    seed(world.pool(), &workload(11, 12, 300)).await;
-    let envelopes =
-        event_store::read::after(world.pool(), &event_store::read::Position::start(), 100_000)
+    let seeded = workload(11, 12, 300);
+    seed(world.pool(), &seeded).await;
+    // The read in commit order stops below the oldest transaction open in the cluster (another
+    // test's, perhaps): wait until every seeded event is readable.
+    let envelopes = test_support::eventually(
+        test_support::EVENTUALLY,
+        "every seeded event readable in commit order",
+        || async {
+            let envelopes = event_store::read::after(
+                world.pool(),
+                &event_store::read::Position::start(),
+                100_000,
+            )
             .await
             .expect("events");
+            (envelopes.len() == seeded.len()).then_some(envelopes)
+        },
+    )
+    .await;
     // Reversed then in order: every event of the first pass after an aggregate's first one is
     // a gap, filled from the event store; the second pass is all duplicates.
     for (_, envelope) in envelopes.iter().rev().chain(envelopes.iter()) {
