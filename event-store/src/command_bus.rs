@@ -163,8 +163,9 @@ impl<A: Aggregate> CommandBus<A> {
                 current_sequence: sequence,
                 current_snapshot: None,
             };
+            // The expected version, if any, is the cached one (checked above).
             match self
-                .decide_and_commit(context, command.clone(), metadata.clone(), expected_version)
+                .decide_and_commit(context, command.clone(), metadata.clone())
                 .await
             {
                 // Another writer went first: decide again on the stored state.
@@ -175,22 +176,6 @@ impl<A: Aggregate> CommandBus<A> {
             }
         }
         let context = self.store.load_aggregate(aggregate_id).await?;
-        self.decide_and_commit(context, command, metadata, expected_version)
-            .await
-    }
-
-    /// Checks the expected version against `context`, lets the aggregate decide, commits its
-    /// events, and keeps the new state in the cache (forgets it when the commit failed).
-    async fn decide_and_commit(
-        &self,
-        mut context: EventStoreAggregateContext<A>,
-        command: A::Command,
-        metadata: Metadata,
-        expected_version: Option<u64>,
-    ) -> Result<Committed, CommandError<A::Error>>
-    where
-        A: Clone,
-    {
         let loaded = version(context.current_sequence);
         if let Some(expected) = expected_version
             && expected != loaded
@@ -200,6 +185,21 @@ impl<A: Aggregate> CommandBus<A> {
                 actual: loaded,
             });
         }
+        self.decide_and_commit(context, command, metadata).await
+    }
+
+    /// Lets the aggregate of `context` decide, commits its events, and keeps the new state in
+    /// the cache (forgets it when the commit failed).
+    async fn decide_and_commit(
+        &self,
+        mut context: EventStoreAggregateContext<A>,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Clone,
+    {
+        let loaded = version(context.current_sequence);
         let sink = EventSink::default();
         context
             .aggregate

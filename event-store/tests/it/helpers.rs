@@ -58,6 +58,20 @@ impl Buses {
         self.register(user_id, username, &email, Role::User).await;
     }
 
+    /// Creates the task `task_id` in `project_id`, sent by `actor` (a member), and checks it was
+    /// committed.
+    pub async fn create_task(&self, task_id: Uuid, project_id: Uuid, actor: Uuid) {
+        self.tasks
+            .execute(
+                &task_id.to_string(),
+                create_task(task_id, project_id, Actor::user(actor)),
+                metadata(Some(actor)),
+                Some(0),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("creating task {task_id}: {e:?}"));
+    }
+
     /// Creates a project owned by `owner`.
     pub async fn create_project(&self, project_id: Uuid, owner: Uuid) {
         let committed = self

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use domain::Actor;
 use event_store::NOTIFY_CHANNEL;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use crate::helpers::{Buses, create_task, metadata};
+use crate::helpers::Buses;
 
 async fn notified(listener: &mut PgListener) {
     let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv())
@@ -37,16 +36,7 @@ async fn every_commit_notifies_the_events_channel() {
 
     // A task's events change nothing in the registry: insert and notify are one statement.
     let task = Uuid::new_v4();
-    buses
-        .tasks
-        .execute(
-            &task.to_string(),
-            create_task(task, project, Actor::user(owner)),
-            metadata(Some(owner)),
-            Some(0),
-        )
-        .await
-        .expect("create a task");
+    buses.create_task(task, project, owner).await;
     notified(&mut listener).await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
         .bind(task.to_string())

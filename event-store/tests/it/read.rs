@@ -1,12 +1,12 @@
 //! `event_store::read` against the real PostgreSQL: what each read returns for events committed
 //! through the command buses.
 
-use domain::{Actor, AggregateType};
+use domain::AggregateType;
 use event_store::read::{self, Position};
 use test_support::{EVENTUALLY, eventually};
 use uuid::Uuid;
 
-use crate::helpers::{Buses, create_task, metadata};
+use crate::helpers::Buses;
 
 #[tokio::test]
 async fn every_read_sees_the_committed_events_as_envelopes() {
@@ -16,16 +16,7 @@ async fn every_read_sees_the_committed_events_as_envelopes() {
     let project = Uuid::new_v4();
     buses.create_project(project, owner).await;
     let task = Uuid::new_v4();
-    buses
-        .tasks
-        .execute(
-            &task.to_string(),
-            create_task(task, project, Actor::user(owner)),
-            metadata(Some(owner)),
-            Some(0),
-        )
-        .await
-        .expect("create a task");
+    buses.create_task(task, project, owner).await;
     let pool = &db.pool;
 
     // In commit order from the start: user, project, task, each with its position. A read in
