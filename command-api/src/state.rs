@@ -138,7 +138,7 @@ where
     }
 
     /// Runs `command` on the aggregate `id` for `caller`, and replies 200 with `{id, version}`
-    /// (see [`Commands::reply`]).
+    /// (see [`Commands::run`]).
     pub async fn execute(
         &self,
         id: Uuid,
@@ -188,16 +188,14 @@ where
             .bus
             .execute(&id.to_string(), command, metadata, expected)
             .await?;
-        let mut response = self.reply(id, &committed);
-        *response.status_mut() = status;
-        Ok(response)
+        Ok(self.reply(id, &committed, status))
     }
 
-    /// 200, the [`CommandReply`] body, `Location: <query api>/<resource>/<id>` and
+    /// `status`, the [`CommandReply`] body, `Location: <query api>/<resource>/<id>` and
     /// `ETag: "<version>"`.
-    fn reply(&self, id: Uuid, committed: &Committed) -> Response {
+    fn reply(&self, id: Uuid, committed: &Committed, status: StatusCode) -> Response {
         let mut response = (
-            StatusCode::OK,
+            status,
             Json(CommandReply {
                 id,
                 version: committed.version,

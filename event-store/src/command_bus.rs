@@ -87,9 +87,11 @@ pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// **The aggregate cache.** The bus keeps the state and sequence of the aggregates it used most
 /// recently (at most its capacity, least recently used first out), so a command on one of them
 /// loads nothing. The cache is never the authority: the commit's optimistic lock (the `events`
-/// table's primary key) still decides. A cached aggregate another writer has moved on (another
-/// command-api replica, say) fails its commit with a conflict; the bus then forgets it, loads
-/// the stored state and decides once more, exactly as a bus without a cache would have.
+/// table's primary key) still decides, and only a commit proves the cached state current. A
+/// cached aggregate another writer has moved on (another command-api replica, say) fails its
+/// commit with a conflict; and a refusal or a command that changes nothing may have been decided
+/// on such a state. In each of these cases the bus forgets the entry, loads the stored state and
+/// decides once more, exactly as a bus without a cache would have.
 pub struct CommandBus<A: Aggregate> {
     store: PersistedEventStore<PgEventRepository, A>,
     services: A::Services,
@@ -164,15 +166,24 @@ impl<A: Aggregate> CommandBus<A> {
                 current_snapshot: None,
             };
             // The expected version, if any, is the cached one (checked above).
-            match self
+            let outcome = self
                 .decide_and_commit(context, command.clone(), metadata.clone())
-                .await
-            {
-                // Another writer went first: decide again on the stored state.
-                Err(CommandError::Concurrency) => {
-                    tracing::debug!("cached aggregate was stale; loading it");
+                .await;
+            match outcome {
+                // A commit at the next sequence proves the cached state was the stored one.
+                Ok(committed) if committed.events > 0 => return Ok(committed),
+                // Not about the aggregate's state: a fresh load would meet the same.
+                Err(
+                    CommandError::Unavailable(_)
+                    | CommandError::Internal(_)
+                    | CommandError::Unique(_),
+                ) => return outcome,
+                // A refusal or a no-op may come from a stale state, and a conflict does: decide
+                // again on the stored state.
+                _ => {
+                    tracing::debug!("deciding again on the stored state");
+                    self.forget(aggregate_id);
                 }
-                outcome => return outcome,
             }
         }
         let context = self.store.load_aggregate(aggregate_id).await?;
@@ -235,34 +246,33 @@ impl<A: Aggregate> CommandBus<A> {
         Ok(committed)
     }
 
+    /// Runs `change` on the cache, if the bus has one.
+    fn with_cache<R>(
+        &self,
+        change: impl FnOnce(&mut LruCache<String, (A, usize)>) -> R,
+    ) -> Option<R> {
+        let cache = self.cache.as_ref()?;
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(change(&mut cache))
+    }
+
     /// The cached state and sequence of `aggregate_id`, if the bus has it.
     fn cached(&self, aggregate_id: &str) -> Option<(A, usize)>
     where
         A: Clone,
     {
-        let cache = self.cache.as_ref()?;
-        let mut cache = cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cache.get(aggregate_id).cloned()
+        self.with_cache(|cache| cache.get(aggregate_id).cloned())
+            .flatten()
     }
 
     fn remember(&self, aggregate_id: &str, entry: (A, usize)) {
-        if let Some(cache) = &self.cache {
-            let mut cache = cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache.insert(aggregate_id.to_owned(), entry);
-        }
+        self.with_cache(|cache| cache.insert(aggregate_id.to_owned(), entry));
     }
 
     fn forget(&self, aggregate_id: &str) {
-        if let Some(cache) = &self.cache {
-            let mut cache = cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache.remove(aggregate_id);
-        }
+        self.with_cache(|cache| cache.remove(aggregate_id));
     }
 
     /// The aggregate's current state and version (0 and `A::default()` if it has no events).

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use domain::{Actor, PasswordHash, Role, UserCommand};
+use domain::{Actor, PasswordHash, ProjectCommand, Role, UserCommand};
 use event_store::CommandError;
 use test_support::TestDatabase;
 use uuid::Uuid;
@@ -154,4 +154,47 @@ async fn a_bus_without_a_cache_loads_every_time() {
             .expect("change");
         assert_eq!(committed.version, expected + 1);
     }
+}
+
+/// A refusal decided on a stale cached state is not the answer: the bus decides again on the
+/// stored state. The first replica caches a project without the member; the second adds them;
+/// removing them through the first replica succeeds.
+#[tokio::test]
+async fn a_refusal_from_a_stale_cache_is_decided_again_on_the_stored_state() {
+    let (db, first) = Buses::fresh().await;
+    let second = Buses::new(&db.pool);
+    let owner = Uuid::new_v4();
+    let member = Uuid::new_v4();
+    first.register_user(owner, "owner").await;
+    first.register_user(member, "member").await;
+    let project = Uuid::new_v4();
+    first.create_project(project, owner).await;
+    let id = project.to_string();
+    second
+        .projects
+        .execute(
+            &id,
+            ProjectCommand::AddMember {
+                actor: Actor::user(owner),
+                user_id: member,
+            },
+            metadata(Some(owner)),
+            Some(1),
+        )
+        .await
+        .expect("the second replica adds the member");
+    let removed = first
+        .projects
+        .execute(
+            &id,
+            ProjectCommand::RemoveMember {
+                actor: Actor::user(owner),
+                user_id: member,
+            },
+            metadata(Some(owner)),
+            None,
+        )
+        .await
+        .expect("the member is removed, although the first replica's cache has none");
+    assert_eq!((removed.version, removed.events), (3, 1));
 }
