@@ -49,12 +49,6 @@ struct Received {
     payload: Option<Vec<u8>>,
 }
 
-/// The topics of `prefix`.
-#[must_use]
-pub fn topics(prefix: &str) -> Vec<String> {
-    relay::topics::names(prefix)
-}
-
 /// The consumer of the projector's group.
 ///
 /// # Errors
@@ -130,7 +124,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = consumer(&brokers, &settings)?;
-    let topics = topics(&topic_prefix);
+    let topics = relay::topics::names(&topic_prefix);
     // Subscribing before the relay created the topics leaves them out of the group's first
     // assignment on some brokers: wait until every topic has its partitions.
     let mut waiting_logged = false;

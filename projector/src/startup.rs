@@ -47,7 +47,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         store.pool.clone(),
         &settings.kafka.brokers,
         &settings.projector.group_id,
-        live::topics(&settings.kafka.topic_prefix),
+        relay::topics::names(&settings.kafka.topic_prefix),
     )?;
     let metrics = Metrics::new().with(ProjectorMetrics::new(
         Arc::clone(&status),

@@ -5,7 +5,6 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tasktrail_projector::lag::LagProbe;
-use tasktrail_projector::live::topics;
 use test_support::workload::workload;
 use test_support::{EVENTUALLY, eventually};
 
@@ -46,7 +45,7 @@ async fn a_trailing_partition_counts_in_full_although_the_others_applied_the_new
         (lag.events == 0).then_some(())
     })
     .await;
-    let topics = topics(&world.settings.kafka.topic_prefix);
+    let topics = relay::topics::names(&world.settings.kafka.topic_prefix);
     let published = relay::partition_offsets(world.pool(), &topics)
         .await
         .expect("partition offsets");
