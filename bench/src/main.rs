@@ -22,6 +22,8 @@ mod load_phase;
 mod replay_phase;
 #[path = "main/stored_phase.rs"]
 mod stored_phase;
+#[path = "main/stream_phase.rs"]
+mod stream_phase;
 
 use std::path::PathBuf;
 

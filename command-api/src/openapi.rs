@@ -21,7 +21,8 @@ use crate::routes::{auth, projects, tasks, users};
         users::mark_notifications_read,
         projects::create, projects::update, projects::add_member, projects::remove_member, projects::archive,
         tasks::create_in_project, tasks::create, tasks::edit, tasks::change_status, tasks::assign,
-        tasks::set_due_date, tasks::delete_task,
+        tasks::set_due_date, tasks::set_priority, tasks::add_label, tasks::remove_label,
+        tasks::delete_task,
     ),
     modifiers(&BearerAuth, &ERRORS),
     tags(

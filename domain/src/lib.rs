@@ -8,6 +8,7 @@
 //! - Each aggregate module has `commands`, `events`, `error`, `services` (the cross-aggregate
 //!   look-ups it needs, implemented by the command API against its write-side tables) and
 //!   `aggregate`.
+//! - [`upcast`] reads events stored in an older shape as the current one.
 
 pub mod actor;
 mod aggregate_type;
@@ -17,6 +18,7 @@ pub mod serde_helpers;
 pub mod task;
 #[cfg(test)]
 mod testing;
+pub mod upcast;
 pub mod user;
 pub mod values;
 
@@ -31,12 +33,14 @@ pub use project::{
     UserStatus,
 };
 pub use task::{
-    ProjectAccess, Task, TaskCommand, TaskError, TaskEvent, TaskServices, TaskServicesHandle,
-    TaskStatus,
+    ProjectAccess, Task, TaskCommand, TaskError, TaskEvent, TaskPriority, TaskServices,
+    TaskServicesHandle, TaskStatus, UnknownPriority,
 };
+pub use upcast::UpcastError;
 pub use user::{User, UserCommand, UserError, UserEvent, UserServices, UserServicesHandle};
 pub use values::{
-    Age, Description, Email, Password, PasswordHash, PersonName, ProjectName, TaskTitle, Username,
+    Age, Description, Email, Label, Password, PasswordHash, PersonName, ProjectName, TaskTitle,
+    Username,
 };
 
 /// A boxed, `Send` future: what the services traits return, so they stay object-safe

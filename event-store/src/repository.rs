@@ -9,6 +9,8 @@ use cqrs_es::Aggregate;
 use cqrs_es::persist::{
     PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
+use domain::AggregateType;
+use domain::upcast::upcast;
 use futures::StreamExt as _;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
@@ -288,12 +290,19 @@ fn serialized_event(row: EventRow) -> Result<SerializedEvent, PersistenceError> 
         row;
     let sequence = usize::try_from(sequence)
         .map_err(|_| unexpected(format!("stored sequence {sequence} is negative")))?;
+    // An event stored in an older shape loads as the current one; one from a newer build is
+    // an error, never a guess.
+    let typed: AggregateType = aggregate_type
+        .parse()
+        .map_err(|error: domain::UnknownAggregateType| unexpected(error.to_string()))?;
+    let (payload, event_version) = upcast(typed, &event_type, &event_version, payload)
+        .map_err(|error| unexpected(error.to_string()))?;
     Ok(SerializedEvent::new(
         aggregate_id,
         sequence,
         aggregate_type,
         event_type,
-        event_version,
+        event_version.to_owned(),
         payload,
         metadata,
     ))

@@ -96,9 +96,11 @@ pub async fn park(
 /// # Errors
 /// MongoDB unreachable.
 pub async fn hold(db: &Database, key: &AggregateKey, envelopes: &[Envelope]) -> anyhow::Result<()> {
+    // Encoded as the driver encodes `park`'s (not human-readable: the event id as a UUID, not
+    // as text), so that the document reads back as a `ParkedDoc`.
     let held: Vec<bson::Bson> = envelopes
         .iter()
-        .map(bson::to_bson)
+        .map(|envelope| read_model::codec::to_document(envelope).map(bson::Bson::Document))
         .collect::<Result<_, _>>()
         .context("encoding held events")?;
     db.collection::<Document>(names::PARKED)

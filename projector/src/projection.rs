@@ -27,12 +27,19 @@ pub enum Event {
 #[error("{0}")]
 pub struct Poison(pub String);
 
-/// Decodes the payload of `envelope` as the event of its aggregate type.
+/// Decodes the payload of `envelope` as the event of its aggregate type, upcast first from the
+/// version it was stored with ([`domain::upcast`]).
 ///
 /// # Errors
-/// A payload that is not one of its aggregate's events.
+/// A payload that is not one of its aggregate's events, or a version this build does not read.
 pub fn decode(envelope: &Envelope) -> Result<Event, Poison> {
-    let payload = envelope.payload.clone();
+    let (payload, _) = domain::upcast::upcast(
+        envelope.aggregate_type,
+        &envelope.event_type,
+        &envelope.event_version,
+        envelope.payload.clone(),
+    )
+    .map_err(|error| Poison(error.to_string()))?;
     let decoded = match envelope.aggregate_type {
         AggregateType::User => serde_json::from_value(payload).map(Event::User),
         AggregateType::Project => serde_json::from_value(payload).map(Event::Project),
@@ -233,6 +240,8 @@ pub fn apply_task(
                 due_date,
                 status: initial,
                 created_by,
+                priority,
+                labels,
             },
         ) => TaskView {
             id: task_id.to_string(),
@@ -241,6 +250,12 @@ pub fn apply_task(
             title_lower: title.as_str().to_lowercase(),
             description: description.as_str().to_owned(),
             status: initial.as_str().to_owned(),
+            priority: priority.as_str().to_owned(),
+            priority_rank: priority.rank(),
+            labels: labels
+                .iter()
+                .map(|label| label.as_str().to_owned())
+                .collect(),
             assignee_id: assignee_id.map(|id| id.to_string()),
             created_by: created_by.to_string(),
             due_date: *due_date,
@@ -273,6 +288,21 @@ pub fn apply_task(
                     task.completed_on = (to.as_str() == status::DONE).then(|| at.date_naive());
                 }
                 TaskEvent::TaskDueDateChanged { due_date } => task.due_date = *due_date,
+                TaskEvent::TaskPriorityChanged { to, .. } => {
+                    to.as_str().clone_into(&mut task.priority);
+                    task.priority_rank = to.rank();
+                }
+                TaskEvent::TaskLabelAdded { label } => {
+                    if let Err(at) = task
+                        .labels
+                        .binary_search_by(|l| l.as_str().cmp(label.as_str()))
+                    {
+                        task.labels.insert(at, label.as_str().to_owned());
+                    }
+                }
+                TaskEvent::TaskLabelRemoved { label } => {
+                    task.labels.retain(|l| l != label.as_str());
+                }
                 TaskEvent::TaskDeleted => task.deleted = true,
             }
             task
@@ -381,6 +411,12 @@ pub fn project_stats<'a>(tasks: impl IntoIterator<Item = &'a TaskView>) -> BTree
     let mut fields = BTreeMap::new();
     for task in tasks.into_iter().filter(|task| !task.deleted) {
         *fields.entry(keys::status_field(&task.status)).or_default() += 1;
+        *fields
+            .entry(keys::priority_field(&task.priority))
+            .or_default() += 1;
+        for label in &task.labels {
+            *fields.entry(keys::label_field(label)).or_default() += 1;
+        }
         if let Some(assignee) = &task.assignee_id {
             *fields
                 .entry(keys::assignee_field(assignee, &task.status))

@@ -59,6 +59,10 @@ pub struct ProjectorSettings {
     pub replay_batch_size: i64,
     /// Seconds between a replay's swap and dropping the old generation (`DROP_OLD_AFTER_SECS`, default 10).
     pub drop_old_after_secs: u64,
+    /// About how many changes the change feed of `GET /stream` keeps (`STREAM_MAX_LEN`, default
+    /// 10000): the window in which a client that reconnects with `Last-Event-ID` gets what it
+    /// missed. 0 turns the feed off.
+    pub stream_max_len: usize,
 }
 
 impl Default for ProjectorSettings {
@@ -72,6 +76,7 @@ impl Default for ProjectorSettings {
             deadline_interval_secs: 60,
             replay_batch_size: 10_000,
             drop_old_after_secs: 10,
+            stream_max_len: read_model::changes::DEFAULT_MAX_LEN,
         }
     }
 }

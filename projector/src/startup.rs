@@ -26,6 +26,7 @@ pub async fn store(settings: &Settings) -> anyhow::Result<Store> {
         redis,
         prefix: settings.redis.key_prefix.clone(),
         pool,
+        stream_max_len: settings.projector.stream_max_len,
     })
 }
 

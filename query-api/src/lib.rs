@@ -4,6 +4,7 @@
 //! ([`extract::AppQuery`], [`extract::PathId`]) → the read models of the active generation
 //! ([`store::ReadStore`]: Redis first for users, projects and statistics, MongoDB otherwise),
 //! filtered by what the caller may see ([`state`]) → an API object ([`views`]).
+//! [`stream`] pushes changes as server-sent events from the projector's change feed.
 //! `main.rs` only loads [`settings::Settings`] and runs [`startup::build`].
 
 pub mod consistency;
@@ -17,4 +18,5 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod stream;
 pub mod views;

@@ -6,6 +6,7 @@ use utoipa::OpenApi;
 
 use crate::pagination::Page;
 use crate::routes::{notifications, projects, stats, task_history, tasks, users};
+use crate::stream;
 use crate::views::{Notification, Project, Task, User};
 
 /// The query API's OpenAPI document.
@@ -29,13 +30,14 @@ use crate::views::{Notification, Project, Task, User};
             `GET /tasks/{id}/history` reads the event store and is always current.\n\n\
             **Pagination**: lists answer `{items, next_cursor}`; pass `next_cursor` back as `cursor` \
             (with the same filters, sort and order) for the next page; `limit` is 1..=100 (default 20).\n\n\
+            **Live updates**: `GET /stream` pushes the changes you may see as server-sent events (`curl -N`); reconnect with `Last-Event-ID` to get what you missed.\n\n\
             **Availability**: Redis down → reads are served from MongoDB; MongoDB down → 503 naming mongodb."
     ),
     paths(
         users::list, users::search, users::by_id, users::by_username, users::me,
         projects::list, projects::by_id, projects::by_name, stats::project_stats,
         tasks::list, tasks::list_in_project, tasks::by_id, task_history::history,
-        notifications::list, stats::my_stats,
+        notifications::list, stats::my_stats, stream::stream,
     ),
     components(schemas(Page<User>, Page<Project>, Page<Task>, Page<Notification>)),
     modifiers(&BearerAuth, &ERRORS),
@@ -43,6 +45,7 @@ use crate::views::{Notification, Project, Task, User};
         (name = "users"),
         (name = "projects", description = "Projects, the seeds' goals (aliases: /goals, /goals/{id}, /goals/{id}/tasks, /goals/{id}/stats)"),
         (name = "tasks"), (name = "notifications"), (name = "stats"),
+        (name = "stream", description = "Live changes as server-sent events"),
     )
 )]
 pub struct ApiDoc;

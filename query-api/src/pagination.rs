@@ -67,6 +67,8 @@ enum Key {
     Date(i64),
     #[serde(rename = "s")]
     Text(String),
+    #[serde(rename = "r")]
+    Number(i64),
     #[serde(rename = "n")]
     Null,
 }
@@ -76,6 +78,8 @@ impl Key {
         match value {
             Bson::DateTime(date) => Self::Date(date.timestamp_millis()),
             Bson::String(text) => Self::Text(text.clone()),
+            Bson::Int32(number) => Self::Number(i64::from(*number)),
+            Bson::Int64(number) => Self::Number(*number),
             Bson::Null => Self::Null,
             other => Self::Text(other.to_string()),
         }
@@ -85,6 +89,7 @@ impl Key {
         match self {
             Self::Date(millis) => Bson::DateTime(mongodb::bson::DateTime::from_millis(*millis)),
             Self::Text(text) => Bson::String(text.clone()),
+            Self::Number(number) => Bson::Int64(*number),
             Self::Null => Bson::Null,
         }
     }
@@ -241,6 +246,13 @@ mod tests {
         };
         assert!(Cursor::decode(&text, other).is_err());
         assert!(Cursor::decode("not a cursor!", BY_CREATED).is_err());
+        let by_priority = Sorting {
+            field: "priority_rank",
+            order: Order::Desc,
+        };
+        let ranked = Cursor::after(by_priority, &doc! { "_id": "c", "priority_rank": 3 });
+        let back = Cursor::decode(&ranked.encode(), by_priority).expect("decodes");
+        assert_eq!(back.key.to_bson(), Bson::Int64(3));
         assert!(
             Cursor::decode("e30", BY_CREATED).is_err(),
             "{{}} is not a cursor"

@@ -35,6 +35,9 @@ pub struct Settings {
     /// Read-your-writes (`min_version`).
     #[serde(default)]
     pub read: ReadSettings,
+    /// `GET /stream`.
+    #[serde(default)]
+    pub stream: StreamSettings,
     /// Logging.
     #[serde(default)]
     pub log: LogSettings,
@@ -86,6 +89,54 @@ impl ReadSettings {
         anyhow::ensure!(
             self.poll_interval_ms >= 1,
             "TASKTRAIL_READ__POLL_INTERVAL_MS must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+/// `TASKTRAIL_STREAM__*`: the server-sent events of `GET /stream`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StreamSettings {
+    /// Seconds between two heartbeats of an idle stream (`HEARTBEAT_SECS`, 1..=300, default
+    /// 15). Each heartbeat also checks the token again: a revoked token, a deactivated user or a
+    /// changed password ends the stream within this time.
+    pub heartbeat_secs: u64,
+    /// Changes a stream may fall behind the feed before it is ended as too slow
+    /// (`BUFFER`, 16..=100000, default 1024); its client reconnects with `Last-Event-ID` and
+    /// resumes. Shared by every stream of the process: one slow client never holds the others.
+    pub buffer: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_secs: 15,
+            buffer: 1024,
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The pause between two heartbeats.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs)
+    }
+
+    /// Refuses values that cannot work, naming the variable.
+    ///
+    /// # Errors
+    /// A heartbeat or buffer out of range.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=300).contains(&self.heartbeat_secs),
+            "TASKTRAIL_STREAM__HEARTBEAT_SECS must be between 1 and 300 (got {})",
+            self.heartbeat_secs
+        );
+        anyhow::ensure!(
+            (16..=100_000).contains(&self.buffer),
+            "TASKTRAIL_STREAM__BUFFER must be between 16 and 100000 (got {})",
+            self.buffer
         );
         Ok(())
     }

@@ -14,6 +14,7 @@ use crate::metrics::{QueryMetrics, RequestCounts};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::store::ReadStore;
+use crate::stream::Feed;
 use crate::{openapi, routes};
 
 /// The whole application (routes, docs, health, metrics) and the revocations whose
@@ -25,6 +26,7 @@ use crate::{openapi, routes};
 pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
     settings.rate_limit.validate()?;
     settings.read.validate()?;
+    settings.stream.validate()?;
     let pool = event_store::connect_lazy(&settings.database)?;
     let mongo = read_model::mongo::connect(&settings.mongo).await?;
     let redis = service_runtime::redis::connect(&settings.redis)?;
@@ -39,6 +41,13 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
         redis.clone(),
         prefix,
     );
+    let feed = Feed::new(
+        redis.clone(),
+        store.clone(),
+        &settings.redis.key_prefix,
+        settings.stream.buffer,
+    );
+    feed.follow(settings.redis.url.expose())?;
     let consistency = Consistency::new(&settings.read);
     consistency.listen(settings.redis.url.expose(), &settings.redis.key_prefix)?;
     let requests = RequestCounts::default();
@@ -56,6 +65,8 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
         pool,
         authenticator,
         consistency,
+        feed,
+        heartbeat: settings.stream.heartbeat(),
     };
     let queries = routes::router()
         .route_layer(axum::middleware::from_fn_with_state(

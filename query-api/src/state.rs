@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use crate::consistency::Consistency;
 use crate::extract::Viewer;
 use crate::store::{ReadStore, StoreError};
+use crate::stream::Feed;
 
 /// The query API's state.
 #[derive(Debug, Clone)]
@@ -26,6 +27,10 @@ pub struct AppState {
     pub authenticator: Authenticator,
     /// Read-your-writes waits.
     pub consistency: Consistency,
+    /// The change feed of `GET /stream`.
+    pub feed: Feed,
+    /// Between two heartbeats (and token checks) of a stream.
+    pub heartbeat: std::time::Duration,
 }
 
 impl FromRef<AppState> for Authenticator {

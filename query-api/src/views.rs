@@ -89,6 +89,33 @@ impl StatusCounts {
     }
 }
 
+/// Tasks by priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PriorityCounts {
+    /// Low.
+    pub low: i64,
+    /// Normal.
+    pub normal: i64,
+    /// High.
+    pub high: i64,
+    /// Urgent.
+    pub urgent: i64,
+}
+
+impl PriorityCounts {
+    /// Adds `count` tasks of `priority` (unknown priorities are ignored).
+    pub fn add(&mut self, priority: &str, count: i64) {
+        use read_model::documents::priority;
+        match priority {
+            priority::LOW => self.low += count,
+            priority::NORMAL => self.normal += count,
+            priority::HIGH => self.high += count,
+            priority::URGENT => self.urgent += count,
+            _ => {}
+        }
+    }
+}
+
 /// A project (the seeds' goal).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Project {
@@ -151,6 +178,10 @@ pub struct Task {
     pub description: String,
     /// `pending`, `in_progress`, `done` or `cancelled`.
     pub status: String,
+    /// `low`, `normal`, `high` or `urgent`.
+    pub priority: String,
+    /// Labels, sorted.
+    pub labels: Vec<String>,
     /// Assignee, if any.
     pub assignee_id: Option<String>,
     /// The assignee's current username (absent while unassigned, or while the user is not yet in
@@ -189,6 +220,8 @@ impl Task {
             title: task.title,
             description: task.description,
             status: task.status,
+            priority: task.priority,
+            labels: task.labels,
             assignee_id: task.assignee_id,
             created_by: task.created_by,
             due_date: task.due_date,

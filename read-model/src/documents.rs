@@ -25,6 +25,37 @@ pub mod status {
     pub const OPEN: [&str; 2] = [PENDING, IN_PROGRESS];
 }
 
+/// Task priorities, as stored.
+pub mod priority {
+    /// Can wait.
+    pub const LOW: &str = "low";
+    /// The default.
+    pub const NORMAL: &str = "normal";
+    /// Soon.
+    pub const HIGH: &str = "high";
+    /// Now.
+    pub const URGENT: &str = "urgent";
+    /// Every priority, least urgent first (the index is its rank).
+    pub const ALL: [&str; 4] = [LOW, NORMAL, HIGH, URGENT];
+
+    /// The rank of a priority: 0 (`low`) to 3 (`urgent`); an unknown name ranks as `normal`.
+    #[must_use]
+    pub fn rank(priority: &str) -> i32 {
+        ALL.iter()
+            .position(|p| *p == priority)
+            .and_then(|rank| i32::try_from(rank).ok())
+            .unwrap_or(1)
+    }
+
+    pub(crate) fn normal() -> String {
+        NORMAL.to_owned()
+    }
+
+    pub(crate) const fn normal_rank() -> i32 {
+        1
+    }
+}
+
 /// Notification kinds, as stored.
 pub mod kind {
     /// A task was assigned to the recipient.
@@ -123,6 +154,16 @@ pub struct TaskView {
     pub description: String,
     /// One of [`status::ALL`].
     pub status: String,
+    /// One of [`priority::ALL`]. Documents written before priorities existed read as
+    /// `normal`, which is what their events upcast to.
+    #[serde(default = "priority::normal")]
+    pub priority: String,
+    /// [`priority::rank`] of `priority`: what lists sort by.
+    #[serde(default = "priority::normal_rank")]
+    pub priority_rank: i32,
+    /// Labels, sorted.
+    #[serde(default)]
+    pub labels: Vec<String>,
     /// Assignee, if any.
     pub assignee_id: Option<String>,
     /// Who created it.
@@ -214,6 +255,9 @@ mod tests {
             title_lower: "t".into(),
             description: String::new(),
             status: status::PENDING.into(),
+            priority: priority::NORMAL.into(),
+            priority_rank: 1,
+            labels: Vec::new(),
             assignee_id: None,
             created_by: "u".into(),
             due_date: Some(day(2)),

@@ -11,7 +11,7 @@ use crate::names;
 pub enum IndexScope {
     /// Every collection's.
     All,
-    /// All but the tasks': a replay builds those once over the folded collection (seven
+    /// All but the tasks': a replay builds those once over the folded collection (eleven
     /// indexes kept through every write of the fold cost more than building them once).
     AllButTasks,
 }
@@ -61,12 +61,17 @@ pub async fn ensure_indexes(
                 plain(doc! { "project_id": 1, "created_at": 1, "_id": 1 }),
                 plain(doc! { "project_id": 1, "due_date": 1, "_id": 1 }),
                 plain(doc! { "project_id": 1, "updated_at": 1, "_id": 1 }),
+                plain(doc! { "project_id": 1, "priority_rank": 1, "_id": 1 }),
+                // A project's tasks with a label (a multikey index: one entry per label).
+                plain(doc! { "project_id": 1, "labels": 1 }),
                 // An assignee's tasks (lists and statistics).
                 plain(doc! { "assignee_id": 1, "status": 1 }),
                 // Every task, for administrators, in each order.
                 plain(doc! { "created_at": 1, "_id": 1 }),
                 plain(doc! { "due_date": 1, "_id": 1 }),
                 plain(doc! { "updated_at": 1, "_id": 1 }),
+                plain(doc! { "priority_rank": 1, "_id": 1 }),
+                plain(doc! { "labels": 1 }),
             ],
         ),
         (

@@ -47,6 +47,18 @@ pub fn assignee_field(user_id: &str, status: &str) -> String {
     format!("assignee:{user_id}:{status}")
 }
 
+/// Stats field `priority:{priority}`.
+#[must_use]
+pub fn priority_field(priority: &str) -> String {
+    format!("priority:{priority}")
+}
+
+/// Stats field `label:{label}`.
+#[must_use]
+pub fn label_field(label: &str) -> String {
+    format!("label:{label}")
+}
+
 /// Stats field `done:{YYYY-MM-DD}`.
 #[must_use]
 pub fn done_field(date: chrono::NaiveDate) -> String {

@@ -6,7 +6,9 @@
 //! - [`Generation`], [`ActiveGeneration`]: which generation serves reads.
 //! - [`ensure_indexes`]: the indexes of a generation's collections.
 //! - [`mongo`]: the MongoDB client and its `/readyz` check.
+//! - [`changes`]: the change feed the projector appends to and `GET /stream` reads.
 
+pub mod changes;
 pub mod codec;
 pub mod documents;
 mod error;

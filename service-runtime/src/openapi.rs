@@ -46,6 +46,8 @@ pub const ERROR_SCHEMA: &str = "Error";
 
 /// The values of a task's `status`.
 pub const TASK_STATUSES: &[&str] = &["pending", "in_progress", "done", "cancelled"];
+/// The values of a task's `priority`.
+pub const TASK_PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 /// The values of a user's `role`.
 pub const ROLES: &[&str] = &["user", "admin"];
 
@@ -190,7 +192,7 @@ impl TruthfulErrors {
     }
 }
 
-/// Turns string properties named `status` / `role` (anywhere in the component schemas) into
+/// Turns string properties named `status` / `priority` / `role` (anywhere in the component schemas) into
 /// enums of their values.
 fn enums(schema: &mut Schema) {
     let object = match schema {
@@ -208,6 +210,7 @@ fn enums(schema: &mut Schema) {
     for (name, property) in &mut object.properties {
         let values = match name.as_str() {
             "status" => TASK_STATUSES,
+            "priority" => TASK_PRIORITIES,
             "role" => ROLES,
             _ => {
                 enums_in(property);

@@ -6,12 +6,15 @@
 //! same `TASKTRAIL_*` variables the services read (defaults: the native servers on 127.0.0.1).
 //! A test that finds a server down fails with a message naming the command that starts it.
 //!
-//! [`workload`] generates valid event streams for the property tests and the benchmark. The
+//! [`workload`] generates valid event streams for the property tests and the benchmark;
+//! [`fixture`] holds a store written by an earlier build, to prove it still reads. The
 //! Kafka helpers are behind the `kafka` feature, so the event store's tests build no Kafka client.
 
 #[cfg(feature = "kafka")]
 pub mod broker;
+pub mod fixture;
 mod postgres;
+pub mod sse;
 pub mod workload;
 
 use std::sync::OnceLock;

@@ -2,9 +2,11 @@
 //! a seed: for the property tests, the end-to-end tests and the replay benchmark.
 
 use chrono::{Duration, NaiveDate, TimeZone as _, Utc};
+use std::collections::BTreeSet;
+
 use domain::{
-    Age, AggregateType, Description, Email, PasswordHash, PersonName, ProjectEvent, ProjectName,
-    Role, TaskEvent, TaskStatus, TaskTitle, UserEvent, Username,
+    Age, AggregateType, Description, Email, Label, PasswordHash, PersonName, ProjectEvent,
+    ProjectName, Role, TaskEvent, TaskPriority, TaskStatus, TaskTitle, UserEvent, Username,
 };
 use event_store::Metadata;
 use event_store::read::Envelope;
@@ -43,6 +45,12 @@ impl WorkloadEvent {
         }
     }
 
+    /// The version this build writes the event with.
+    #[must_use]
+    pub fn event_version(&self) -> &'static str {
+        domain::upcast::current_version(self.aggregate_type, &self.event_type)
+    }
+
     /// The envelope of this event at `global_position` (event id and time derived from it).
     #[must_use]
     pub fn envelope(&self, global_position: i64) -> Envelope {
@@ -53,7 +61,7 @@ impl WorkloadEvent {
             sequence: self.sequence,
             global_position,
             event_type: self.event_type.clone(),
-            event_version: "1.0".to_owned(),
+            event_version: self.event_version().to_owned(),
             occurred_at: Utc
                 .timestamp_millis_opt(1_767_225_600_000 + global_position * 1000)
                 .single()
@@ -129,7 +137,8 @@ fn json<T: serde::Serialize>(event: &T) -> serde_json::Value {
 }
 
 /// Roughly `target` events: `users` users, a project per 4 users, then tasks created and
-/// changed (assigned, edited, status changes, due dates, deletions, project renames).
+/// changed (assigned, edited, status changes, due dates, priorities, labels, deletions, project
+/// renames).
 #[must_use]
 pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
     let mut rng = Rng::new(seed);
@@ -216,9 +225,15 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
         project: usize,
         status: TaskStatus,
         assignee: Option<Uuid>,
+        priority: TaskPriority,
+        labels: BTreeSet<Label>,
         deleted: bool,
     }
     let mut tasks: Vec<Task> = Vec::new();
+    let labels: Vec<Label> = ["bug", "ui", "docs", "needs review"]
+        .into_iter()
+        .filter_map(|label| Label::parse(label).ok())
+        .collect();
     let day0 = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
     while b.events.len() < target && !projects.is_empty() {
         let choice = rng.below(10);
@@ -231,6 +246,11 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
             let Ok(title) = TaskTitle::parse(&format!("Task {}", tasks.len())) else {
                 continue;
             };
+            let priority = TaskPriority::ALL[rng.below(TaskPriority::ALL.len())];
+            let first_labels: BTreeSet<Label> = (rng.below(3) == 0)
+                .then(|| labels[rng.below(labels.len())].clone())
+                .into_iter()
+                .collect();
             b.push(
                 AggregateType::Task,
                 id,
@@ -246,6 +266,8 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                     ),
                     status: TaskStatus::Pending,
                     created_by: owner,
+                    priority,
+                    labels: first_labels.clone(),
                 }),
                 owner,
             );
@@ -255,6 +277,8 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                 project,
                 status: TaskStatus::Pending,
                 assignee,
+                priority,
+                labels: first_labels,
                 deleted: false,
             });
             continue;
@@ -329,10 +353,27 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                     previous_assignee_id: previous,
                 })
             }
+            7 if rng.below(2) == 0 => {
+                let to = TaskPriority::ALL[rng.below(TaskPriority::ALL.len())];
+                if to == task.priority {
+                    continue;
+                }
+                let from = std::mem::replace(&mut task.priority, to);
+                json(&TaskEvent::TaskPriorityChanged { from, to })
+            }
             7 => json(&TaskEvent::TaskEdited {
                 title: TaskTitle::parse(&format!("Task {index} e{}", task.sequence)).ok(),
                 description: None,
             }),
+            8 if rng.below(2) == 0 => {
+                let label = labels[rng.below(labels.len())].clone();
+                if task.labels.remove(&label) {
+                    json(&TaskEvent::TaskLabelRemoved { label })
+                } else {
+                    task.labels.insert(label.clone());
+                    json(&TaskEvent::TaskLabelAdded { label })
+                }
+            }
             8 => json(&TaskEvent::TaskDueDateChanged {
                 due_date: (rng.below(3) > 0)
                     .then(|| day0 + Duration::days(i64::try_from(rng.below(400)).unwrap_or(0))),
@@ -393,7 +434,7 @@ fn insert_statement(events: &[WorkloadEvent]) -> sqlx::QueryBuilder<'_, sqlx::Po
             .push_bind(event.aggregate_id.to_string())
             .push_bind(event.sequence)
             .push_bind(&event.event_type)
-            .push_bind("1.0")
+            .push_bind(event.event_version())
             .push_bind(&event.payload)
             .push_bind(event.metadata());
     });

@@ -1,13 +1,14 @@
 //! Task commands: `POST /projects/{id}/tasks` (alias `POST /goals/{id}/tasks`), `POST /tasks`,
 //! `PATCH /tasks/{id}`, `PUT /tasks/{id}/status` (alias `PUT /tasks/{id}`),
-//! `PUT /tasks/{id}/assignee`, `PUT /tasks/{id}/due-date`, `DELETE /tasks/{id}`.
+//! `PUT /tasks/{id}/assignee`, `PUT /tasks/{id}/due-date`, `PUT /tasks/{id}/priority`,
+//! `POST /tasks/{id}/labels`, `DELETE /tasks/{id}/labels/{label}`, `DELETE /tasks/{id}`.
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{post, put};
+use axum::routing::{delete, post, put};
 use chrono::NaiveDate;
-use domain::{Description, TaskCommand, TaskStatus, TaskTitle};
+use domain::{Description, Label, TaskCommand, TaskPriority, TaskStatus, TaskTitle};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -29,6 +30,9 @@ pub fn router() -> Router<AppState> {
         .route("/tasks/{id}/status", put(change_status))
         .route("/tasks/{id}/assignee", put(assign))
         .route("/tasks/{id}/due-date", put(set_due_date))
+        .route("/tasks/{id}/priority", put(set_priority))
+        .route("/tasks/{id}/labels", post(add_label))
+        .route("/tasks/{id}/labels/{label}", delete(remove_label))
 }
 
 /// A new task. Seed A's clients send only `description`: the title is then its first line.
@@ -44,6 +48,14 @@ pub struct CreateTaskRequest {
     pub assignee_id: Option<Uuid>,
     #[schema(value_type = Option<String>, format = Date, example = "2026-12-01")]
     pub due_date: Option<NaiveDate>,
+    /// `low`, `normal` (default), `high` or `urgent`.
+    #[schema(value_type = Option<String>, example = "high")]
+    pub priority: Option<TaskPriority>,
+    /// At most 20 labels of 1–32 characters (letters, digits, spaces, `-_.:`); stored
+    /// lowercase, duplicates merged.
+    #[serde(default)]
+    #[schema(example = json!(["bug", "ui"]))]
+    pub labels: Vec<String>,
 }
 
 /// `POST /tasks` (seed C): the project is named in the body.
@@ -57,6 +69,10 @@ pub struct CreateTaskWithProjectRequest {
     pub assignee_id: Option<Uuid>,
     #[schema(value_type = Option<String>, format = Date)]
     pub due_date: Option<NaiveDate>,
+    #[schema(value_type = Option<String>)]
+    pub priority: Option<TaskPriority>,
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/projects/{id}/tasks", tag = "tasks", security(("bearer" = [])),
@@ -84,6 +100,8 @@ pub async fn create(
         description: dto.description,
         assignee_id: dto.assignee_id,
         due_date: dto.due_date,
+        priority: dto.priority,
+        labels: dto.labels,
     };
     create_task(&state, caller, dto.project_id, task).await
 }
@@ -104,6 +122,8 @@ async fn create_task(
         description: Description::parse(&dto.description)?,
         assignee_id: dto.assignee_id,
         due_date: dto.due_date,
+        priority: dto.priority.unwrap_or_default(),
+        labels: Label::parse_set(dto.labels.iter().map(String::as_str))?,
     };
     state.tasks.create(task_id, command, caller).await
 }
@@ -223,6 +243,76 @@ pub async fn delete_task(
 ) -> Result<Response, ApiError> {
     let command = TaskCommand::Delete {
         actor: caller.actor(),
+    };
+    state.tasks.execute(id, command, caller).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRequest {
+    /// `low`, `normal`, `high` or `urgent`.
+    #[schema(value_type = String, example = "urgent")]
+    pub priority: TaskPriority,
+}
+
+#[utoipa::path(put, path = "/tasks/{id}/priority", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "expected version")),
+    request_body = PriorityRequest,
+    responses((status = 200, description = "Changed, or already that priority (same version)", body = crate::state::CommandReply), (status = 403), (status = 404)))]
+pub async fn set_priority(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(dto): AppJson<PriorityRequest>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::SetPriority {
+        actor: caller.actor(),
+        priority: dto.priority,
+    };
+    state.tasks.execute(id, command, caller).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelRequest {
+    /// 1–32 characters: letters, digits, spaces, `-`, `_`, `.`, `:` (stored lowercase).
+    #[schema(example = "needs review")]
+    pub label: String,
+}
+
+#[utoipa::path(post, path = "/tasks/{id}/labels", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "expected version")),
+    request_body = LabelRequest,
+    responses(
+        (status = 200, description = "Added, or already there (same version)", body = crate::state::CommandReply),
+        (status = 403), (status = 404),
+        (status = 409, description = "The task already has 20 labels"),
+    ))]
+pub async fn add_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<Uuid>,
+    AppJson(dto): AppJson<LabelRequest>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::AddLabel {
+        actor: caller.actor(),
+        label: Label::parse(&dto.label)?,
+    };
+    state.tasks.execute(id, command, caller).await
+}
+
+#[utoipa::path(delete, path = "/tasks/{id}/labels/{label}", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("label" = String, Path, description = "the label (any case)"),
+        ("If-Match" = Option<String>, Header, description = "expected version")),
+    responses((status = 200, description = "Removed, or not there (same version)", body = crate::state::CommandReply), (status = 403), (status = 404)))]
+pub async fn remove_label(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath((id, label)): AppPath<(Uuid, String)>,
+) -> Result<Response, ApiError> {
+    let command = TaskCommand::RemoveLabel {
+        actor: caller.actor(),
+        label: Label::parse(&label)?,
     };
     state.tasks.execute(id, command, caller).await
 }

@@ -136,6 +136,149 @@ async fn a_created_project_answers_201_with_its_version_location_and_etag() {
 }
 
 #[tokio::test]
+async fn a_task_gets_a_priority_and_labels_and_bad_ones_are_refused() {
+    let (app, _db) = app().await;
+    let token = token(&app).await;
+    let project = send(
+        &app,
+        json_request("POST", "/projects", Some(&token), r#"{"name": "Labels"}"#),
+    )
+    .await;
+    let project = project.body["id"].as_str().expect("id").to_owned();
+    let tasks = format!("/projects/{project}/tasks");
+    let created = send(
+        &app,
+        json_request(
+            "POST",
+            &tasks,
+            Some(&token),
+            r#"{"title": "Ship", "priority": "high", "labels": ["UI", "ui", "needs review"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let task = created.body["id"].as_str().expect("id").to_owned();
+
+    let request =
+        |method: &str, path: String, body: &str| json_request(method, &path, Some(&token), body);
+    let changed = send(
+        &app,
+        request(
+            "PUT",
+            format!("/tasks/{task}/priority"),
+            r#"{"priority": "urgent"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (changed.status, changed.body["version"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+    let same = send(
+        &app,
+        request(
+            "PUT",
+            format!("/tasks/{task}/priority"),
+            r#"{"priority": "urgent"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(same.body["version"], 2, "the same priority writes nothing");
+    let added = send(
+        &app,
+        request(
+            "POST",
+            format!("/tasks/{task}/labels"),
+            r#"{"label": "Docs"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(added.body["version"], 3, "{}", added.body);
+    let removed = send(
+        &app,
+        request("DELETE", format!("/tasks/{task}/labels/Needs%20Review"), ""),
+    )
+    .await;
+    assert_eq!(removed.body["version"], 4, "{}", removed.body);
+    let absent = send(
+        &app,
+        request("DELETE", format!("/tasks/{task}/labels/never"), ""),
+    )
+    .await;
+    assert_eq!(
+        absent.body["version"], 4,
+        "removing a missing label writes nothing"
+    );
+
+    let too_many: Vec<String> = (0..=20).map(|n| format!("l{n}")).collect();
+    for (method, path, body, code) in [
+        (
+            "PUT",
+            format!("/tasks/{task}/priority"),
+            r#"{"priority": "asap"}"#.to_owned(),
+            "invalid",
+        ),
+        (
+            "POST",
+            format!("/tasks/{task}/labels"),
+            r#"{"label": "a/b"}"#.to_owned(),
+            "invalid",
+        ),
+        (
+            "POST",
+            format!("/tasks/{task}/labels"),
+            r#"{"label": "   "}"#.to_owned(),
+            "invalid",
+        ),
+        (
+            "POST",
+            format!("/tasks/{task}/labels"),
+            json!({ "label": "x".repeat(33) }).to_string(),
+            "invalid",
+        ),
+        (
+            "POST",
+            tasks.clone(),
+            json!({ "title": "Too many", "labels": too_many }).to_string(),
+            "invalid",
+        ),
+    ] {
+        let refused = send(&app, request(method, path.clone(), &body)).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, code),
+            "{method} {path} {body}: {}",
+            refused.body
+        );
+    }
+    // ui and docs, then 18 more: 20, the most a task holds.
+    for n in 0..18 {
+        let label = json!({ "label": format!("extra {n}") }).to_string();
+        let added = send(
+            &app,
+            request("POST", format!("/tasks/{task}/labels"), &label),
+        )
+        .await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    }
+    let full = send(
+        &app,
+        request(
+            "POST",
+            format!("/tasks/{task}/labels"),
+            r#"{"label": "one more"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (full.status, full.code()),
+        (StatusCode::CONFLICT, "too_many_labels"),
+        "{}",
+        full.body
+    );
+}
+
+#[tokio::test]
 async fn every_bad_request_gets_the_json_error_body() {
     let (app, _db) = app().await;
     let token = token(&app).await;

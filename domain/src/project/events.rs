@@ -68,6 +68,6 @@ impl DomainEvent for ProjectEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        crate::upcast::current_version(crate::AggregateType::Project, &self.event_type()).to_owned()
     }
 }

@@ -1,5 +1,7 @@
 //! The `Task` aggregate: `handle` decides, `apply` mutates.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
@@ -7,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    ProjectAccess, TaskCommand, TaskError, TaskEvent, TaskServices, TaskServicesHandle, TaskStatus,
+    ProjectAccess, TaskCommand, TaskError, TaskEvent, TaskPriority, TaskServices,
+    TaskServicesHandle, TaskStatus,
 };
 use crate::actor::Actor;
-use crate::values::{Description, TaskTitle};
+use crate::values::{Description, Label, TaskTitle};
 
 /// A task. `Default` is "not created".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,6 +40,10 @@ pub struct TaskState {
     pub status: TaskStatus,
     /// Who created it.
     pub created_by: Uuid,
+    /// Priority.
+    pub priority: TaskPriority,
+    /// Labels.
+    pub labels: BTreeSet<Label>,
     /// `true` once deleted.
     pub deleted: bool,
 }
@@ -62,10 +69,17 @@ impl Task {
             description,
             assignee_id,
             due_date,
+            priority,
+            labels,
         } = command
         {
             if self.state.is_some() {
                 return Err(TaskError::AlreadyExists);
+            }
+            if labels.len() > Label::MAX_PER_TASK {
+                return Err(TaskError::TooManyLabels {
+                    max: Label::MAX_PER_TASK,
+                });
             }
             let access = project_access(services, project_id, actor).await?;
             if let Some(assignee_id) = assignee_id {
@@ -80,6 +94,8 @@ impl Task {
                 due_date,
                 status: TaskStatus::Pending,
                 created_by: actor.user_id,
+                priority,
+                labels,
             }]);
         }
 
@@ -134,6 +150,35 @@ impl Task {
                     return Ok(Vec::new());
                 }
                 Ok(vec![TaskEvent::TaskDueDateChanged { due_date }])
+            }
+            TaskCommand::SetPriority { actor, priority } => {
+                project_access(services, state.project_id, actor).await?;
+                if priority == state.priority {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![TaskEvent::TaskPriorityChanged {
+                    from: state.priority,
+                    to: priority,
+                }])
+            }
+            TaskCommand::AddLabel { actor, label } => {
+                project_access(services, state.project_id, actor).await?;
+                if state.labels.contains(&label) {
+                    return Ok(Vec::new());
+                }
+                if state.labels.len() >= Label::MAX_PER_TASK {
+                    return Err(TaskError::TooManyLabels {
+                        max: Label::MAX_PER_TASK,
+                    });
+                }
+                Ok(vec![TaskEvent::TaskLabelAdded { label }])
+            }
+            TaskCommand::RemoveLabel { actor, label } => {
+                project_access(services, state.project_id, actor).await?;
+                if !state.labels.contains(&label) {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![TaskEvent::TaskLabelRemoved { label }])
             }
             TaskCommand::Delete { actor } => {
                 project_access(services, state.project_id, actor).await?;
@@ -201,6 +246,8 @@ impl Aggregate for Task {
             due_date,
             status,
             created_by,
+            priority,
+            labels,
         } = event
         {
             self.state = Some(TaskState {
@@ -212,6 +259,8 @@ impl Aggregate for Task {
                 due_date,
                 status,
                 created_by,
+                priority,
+                labels,
                 deleted: false,
             });
             return;
@@ -233,6 +282,13 @@ impl Aggregate for Task {
             TaskEvent::TaskUnassigned { .. } => state.assignee_id = None,
             TaskEvent::TaskStatusChanged { to, .. } => state.status = to,
             TaskEvent::TaskDueDateChanged { due_date } => state.due_date = due_date,
+            TaskEvent::TaskPriorityChanged { to, .. } => state.priority = to,
+            TaskEvent::TaskLabelAdded { label } => {
+                state.labels.insert(label);
+            }
+            TaskEvent::TaskLabelRemoved { label } => {
+                state.labels.remove(&label);
+            }
             TaskEvent::TaskDeleted => state.deleted = true,
         }
     }

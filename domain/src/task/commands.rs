@@ -1,11 +1,13 @@
 //! Commands the `Task` aggregate accepts.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::TaskStatus;
+use super::{TaskPriority, TaskStatus};
 use crate::actor::Actor;
-use crate::values::{Description, TaskTitle};
+use crate::values::{Description, Label, TaskTitle};
 
 /// A request to change a task. The aggregate id is the task id. The actor must be the
 /// project's owner, a member, or an admin; the project must exist and not be archived.
@@ -27,6 +29,10 @@ pub enum TaskCommand {
         assignee_id: Option<Uuid>,
         /// Optional due date.
         due_date: Option<NaiveDate>,
+        /// Priority (`Normal` unless said).
+        priority: TaskPriority,
+        /// Labels (at most [`Label::MAX_PER_TASK`]).
+        labels: BTreeSet<Label>,
     },
     /// Change title and/or description. Only fields that differ become part of the event;
     /// nothing changed → no event.
@@ -58,6 +64,28 @@ pub enum TaskCommand {
         actor: Actor,
         /// The new due date, `None` to clear it.
         due_date: Option<NaiveDate>,
+    },
+    /// Change the priority. No change → no event.
+    SetPriority {
+        /// Who asks.
+        actor: Actor,
+        /// The new priority.
+        priority: TaskPriority,
+    },
+    /// Put a label on the task. Already there → no event; a task holds at most
+    /// [`Label::MAX_PER_TASK`] labels (`TooManyLabels`).
+    AddLabel {
+        /// Who asks.
+        actor: Actor,
+        /// The label.
+        label: Label,
+    },
+    /// Take a label off the task. Not there → no event.
+    RemoveLabel {
+        /// Who asks.
+        actor: Actor,
+        /// The label.
+        label: Label,
     },
     /// Delete the task; it then accepts no command (`Deleted`).
     Delete {

@@ -46,6 +46,12 @@ pub enum TaskError {
         /// The requested status.
         to: TaskStatus,
     },
+    /// The task already holds the most labels it may.
+    #[error("a task has at most {max} labels")]
+    TooManyLabels {
+        /// The limit ([`crate::values::Label::MAX_PER_TASK`]).
+        max: usize,
+    },
     /// The project look-up failed.
     #[error(transparent)]
     Unavailable(#[from] ServiceError),
@@ -62,7 +68,8 @@ impl TaskError {
             Self::AlreadyExists
             | Self::ProjectArchived
             | Self::StatusUnchanged { .. }
-            | Self::InvalidTransition { .. } => ErrorKind::Conflict,
+            | Self::InvalidTransition { .. }
+            | Self::TooManyLabels { .. } => ErrorKind::Conflict,
             Self::Unavailable(_) => ErrorKind::Unavailable,
         }
     }
@@ -80,6 +87,7 @@ impl TaskError {
             Self::AssigneeNotMember { .. } => "assignee_not_member",
             Self::StatusUnchanged { .. } => "status_unchanged",
             Self::InvalidTransition { .. } => "invalid_transition",
+            Self::TooManyLabels { .. } => "too_many_labels",
             Self::Unavailable(_) => "service_unavailable",
         }
     }

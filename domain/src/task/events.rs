@@ -1,15 +1,22 @@
 //! Events of the `Task` aggregate.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::TaskStatus;
-use crate::values::{Description, TaskTitle};
+use super::{TaskPriority, TaskStatus};
+use crate::AggregateType;
+use crate::values::{Description, Label, TaskTitle};
 
 /// Something that happened to a task. Serialized externally tagged:
 /// `{"TaskCreated": {...}}`, `"TaskDeleted"`. Dates are `"YYYY-MM-DD"`.
+///
+/// A change to a variant's fields is a new version of that event: stored events of older
+/// versions are upcast when read ([`crate::upcast`], which also says each event's current
+/// version).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TaskEvent {
     /// The task was created.
@@ -30,6 +37,10 @@ pub enum TaskEvent {
         status: TaskStatus,
         /// Who created it.
         created_by: Uuid,
+        /// Priority (since version 2.0; older events are upcast to `normal`).
+        priority: TaskPriority,
+        /// Labels (since version 2.0; older events are upcast to none).
+        labels: BTreeSet<Label>,
     },
     /// Title and/or description changed; `None` = unchanged.
     TaskEdited {
@@ -62,6 +73,23 @@ pub enum TaskEvent {
         /// The new due date.
         due_date: Option<NaiveDate>,
     },
+    /// The priority changed.
+    TaskPriorityChanged {
+        /// The priority before.
+        from: TaskPriority,
+        /// The priority after.
+        to: TaskPriority,
+    },
+    /// A label was put on the task.
+    TaskLabelAdded {
+        /// The label.
+        label: Label,
+    },
+    /// A label was taken off the task.
+    TaskLabelRemoved {
+        /// The label.
+        label: Label,
+    },
     /// The task was deleted.
     TaskDeleted,
 }
@@ -75,12 +103,15 @@ impl DomainEvent for TaskEvent {
             Self::TaskUnassigned { .. } => "TaskUnassigned",
             Self::TaskStatusChanged { .. } => "TaskStatusChanged",
             Self::TaskDueDateChanged { .. } => "TaskDueDateChanged",
+            Self::TaskPriorityChanged { .. } => "TaskPriorityChanged",
+            Self::TaskLabelAdded { .. } => "TaskLabelAdded",
+            Self::TaskLabelRemoved { .. } => "TaskLabelRemoved",
             Self::TaskDeleted => "TaskDeleted",
         }
         .to_owned()
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        crate::upcast::current_version(AggregateType::Task, &self.event_type()).to_owned()
     }
 }

@@ -1,11 +1,12 @@
 //! The `Task` aggregate (`TYPE = "task"`): a piece of work in a project, with a status
-//! workflow, an optional assignee and due date. Every command checks the project through
+//! workflow, a priority, labels, an optional assignee and due date. Every command checks the project through
 //! [`TaskServices`] (exists, not archived, actor and assignee belong to it).
 
 mod aggregate;
 mod commands;
 mod error;
 mod events;
+mod priority;
 mod services;
 mod status;
 #[cfg(test)]
@@ -15,5 +16,6 @@ pub use aggregate::{Task, TaskState};
 pub use commands::TaskCommand;
 pub use error::TaskError;
 pub use events::TaskEvent;
+pub use priority::{TaskPriority, UnknownPriority};
 pub use services::{ProjectAccess, TaskServices, TaskServicesHandle};
 pub use status::{ALLOWED_TRANSITIONS, TaskStatus};

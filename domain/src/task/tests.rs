@@ -14,7 +14,7 @@ use crate::BoxFuture;
 use crate::actor::Actor;
 use crate::error::{ErrorKind, ServiceError};
 use crate::testing::{check_replay, id};
-use crate::values::{Description, TaskTitle};
+use crate::values::{Description, Label, TaskTitle};
 
 const TASK: Uuid = id(200);
 const PROJECT: Uuid = id(100);
@@ -85,6 +85,10 @@ fn description(raw: &str) -> Description {
     Description::parse(raw).expect("valid test value")
 }
 
+fn label(raw: &str) -> Label {
+    Label::parse(raw).expect("valid test value")
+}
+
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
 }
@@ -114,6 +118,8 @@ fn create_in(project_id: Uuid, actor: Actor, assignee_id: Option<Uuid>) -> TaskC
         description: description("all of them"),
         assignee_id,
         due_date: Some(date(2030, 1, 31)),
+        priority: TaskPriority::Normal,
+        labels: BTreeSet::new(),
     }
 }
 
@@ -127,6 +133,8 @@ fn created_in(project_id: Uuid, assignee_id: Option<Uuid>) -> TaskEvent {
         due_date: Some(date(2030, 1, 31)),
         status: TaskStatus::Pending,
         created_by: MEMBER,
+        priority: TaskPriority::Normal,
+        labels: BTreeSet::new(),
     }
 }
 
@@ -242,6 +250,131 @@ fn creating_an_existing_task_is_a_conflict() {
         .given(vec![created()])
         .when(create_in(PROJECT, owner(), None))
         .then_expect_error(TaskError::AlreadyExists);
+}
+
+// ---- Priority and labels ----
+
+#[test]
+fn a_task_is_created_with_its_priority_and_labels() {
+    let mut command = create_in(PROJECT, member(), None);
+    let mut expected = created();
+    let labels = BTreeSet::from([label("bug"), label("ui")]);
+    if let TaskCommand::Create {
+        priority,
+        labels: wanted,
+        ..
+    } = &mut command
+    {
+        *priority = TaskPriority::Urgent;
+        wanted.clone_from(&labels);
+    }
+    if let TaskEvent::TaskCreated {
+        priority,
+        labels: got,
+        ..
+    } = &mut expected
+    {
+        *priority = TaskPriority::Urgent;
+        *got = labels;
+    }
+    framework()
+        .given_no_previous_events()
+        .when(command)
+        .then_expect_events(vec![expected]);
+}
+
+#[test]
+fn creating_a_task_with_too_many_labels_is_refused() {
+    let mut command = create_in(PROJECT, member(), None);
+    if let TaskCommand::Create { labels, .. } = &mut command {
+        *labels = (0..=Label::MAX_PER_TASK)
+            .map(|n| label(&format!("l{n}")))
+            .collect();
+    }
+    framework()
+        .given_no_previous_events()
+        .when(command)
+        .then_expect_error(TaskError::TooManyLabels {
+            max: Label::MAX_PER_TASK,
+        });
+}
+
+#[test]
+fn changing_the_priority_records_both_ends_and_the_same_one_writes_nothing() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::SetPriority {
+            actor: member(),
+            priority: TaskPriority::High,
+        })
+        .then_expect_events(vec![TaskEvent::TaskPriorityChanged {
+            from: TaskPriority::Normal,
+            to: TaskPriority::High,
+        }]);
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::SetPriority {
+            actor: member(),
+            priority: TaskPriority::Normal,
+        })
+        .then_expect_events(vec![]);
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::SetPriority {
+            actor: stranger(),
+            priority: TaskPriority::Low,
+        })
+        .then_expect_error(TaskError::Forbidden);
+}
+
+#[test]
+fn labels_are_added_and_removed_once() {
+    let bug = || label("bug");
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::AddLabel {
+            actor: owner(),
+            label: bug(),
+        })
+        .then_expect_events(vec![TaskEvent::TaskLabelAdded { label: bug() }]);
+    framework()
+        .given(vec![created(), TaskEvent::TaskLabelAdded { label: bug() }])
+        .when(TaskCommand::AddLabel {
+            actor: owner(),
+            label: bug(),
+        })
+        .then_expect_events(vec![]);
+    framework()
+        .given(vec![created(), TaskEvent::TaskLabelAdded { label: bug() }])
+        .when(TaskCommand::RemoveLabel {
+            actor: member(),
+            label: bug(),
+        })
+        .then_expect_events(vec![TaskEvent::TaskLabelRemoved { label: bug() }]);
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::RemoveLabel {
+            actor: member(),
+            label: bug(),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_task_holds_at_most_the_label_limit() {
+    let mut given = vec![created()];
+    given.extend((0..Label::MAX_PER_TASK).map(|n| TaskEvent::TaskLabelAdded {
+        label: label(&format!("l{n}")),
+    }));
+    framework()
+        .given(given)
+        .when(TaskCommand::AddLabel {
+            actor: owner(),
+            label: label("one more"),
+        })
+        .then_expect_error(TaskError::TooManyLabels {
+            max: Label::MAX_PER_TASK,
+        });
 }
 
 // ---- Edit ----
@@ -590,7 +723,7 @@ fn statuses_serialize_snake_case() {
 }
 
 #[test]
-fn event_types_are_the_variant_names_at_version_1_0() {
+fn event_types_are_the_variant_names_at_their_current_versions() {
     let events = [
         (created(), "TaskCreated"),
         (
@@ -618,11 +751,32 @@ fn event_types_are_the_variant_names_at_version_1_0() {
             TaskEvent::TaskDueDateChanged { due_date: None },
             "TaskDueDateChanged",
         ),
+        (
+            TaskEvent::TaskPriorityChanged {
+                from: TaskPriority::Normal,
+                to: TaskPriority::High,
+            },
+            "TaskPriorityChanged",
+        ),
+        (
+            TaskEvent::TaskLabelAdded { label: label("x") },
+            "TaskLabelAdded",
+        ),
+        (
+            TaskEvent::TaskLabelRemoved { label: label("x") },
+            "TaskLabelRemoved",
+        ),
         (TaskEvent::TaskDeleted, "TaskDeleted"),
     ];
     for (event, event_type) in events {
         assert_eq!(event.event_type(), event_type);
-        assert_eq!(event.event_version(), "1.0");
+        // TaskCreated gained its priority and labels in 2.0; the others never changed.
+        let version = if event_type == "TaskCreated" {
+            "2.0"
+        } else {
+            "1.0"
+        };
+        assert_eq!(event.event_version(), version, "{event_type}");
     }
 }
 
@@ -639,6 +793,8 @@ fn created_event_json_has_the_documented_shape() {
             "due_date": "2030-01-31",
             "status": "pending",
             "created_by": MEMBER,
+            "priority": "normal",
+            "labels": [],
         }})
     );
     assert_eq!(
@@ -733,18 +889,32 @@ fn arb_create() -> impl Strategy<Value = TaskCommand> {
         arb_description(),
         proptest::option::of(arb_user_id()),
         arb_due_date(),
+        arb_priority(),
+        proptest::collection::btree_set(arb_label(), 0..3),
     )
         .prop_map(
-            |(project_id, actor, title, description, assignee_id, due_date)| TaskCommand::Create {
-                task_id: TASK,
-                actor,
-                project_id,
-                title,
-                description,
-                assignee_id,
-                due_date,
+            |(project_id, actor, title, description, assignee_id, due_date, priority, labels)| {
+                TaskCommand::Create {
+                    task_id: TASK,
+                    actor,
+                    project_id,
+                    title,
+                    description,
+                    assignee_id,
+                    due_date,
+                    priority,
+                    labels,
+                }
             },
         )
+}
+
+fn arb_priority() -> impl Strategy<Value = TaskPriority> {
+    proptest::sample::select(TaskPriority::ALL.to_vec())
+}
+
+fn arb_label() -> impl Strategy<Value = Label> {
+    prop_oneof![Just("bug"), Just("ui"), Just("docs")].prop_map(label)
 }
 
 fn arb_command() -> impl Strategy<Value = TaskCommand> {
@@ -762,6 +932,12 @@ fn arb_command() -> impl Strategy<Value = TaskCommand> {
             .prop_map(|(actor, status)| TaskCommand::ChangeStatus { actor, status }),
         2 => (arb_actor(), arb_due_date())
             .prop_map(|(actor, due_date)| TaskCommand::SetDueDate { actor, due_date }),
+        2 => (arb_actor(), arb_priority())
+            .prop_map(|(actor, priority)| TaskCommand::SetPriority { actor, priority }),
+        2 => (arb_actor(), arb_label())
+            .prop_map(|(actor, label)| TaskCommand::AddLabel { actor, label }),
+        2 => (arb_actor(), arb_label())
+            .prop_map(|(actor, label)| TaskCommand::RemoveLabel { actor, label }),
         1 => arb_actor().prop_map(|actor| TaskCommand::Delete { actor }),
     ]
 }

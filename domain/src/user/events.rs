@@ -83,6 +83,6 @@ impl DomainEvent for UserEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        crate::upcast::current_version(crate::AggregateType::User, &self.event_type()).to_owned()
     }
 }

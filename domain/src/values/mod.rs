@@ -418,5 +418,60 @@ impl Description {
 }
 string_value!(Description, display);
 
+/// A task label: trimmed, lowercased, 1–32 characters of letters, digits, spaces and `-`, `_`,
+/// `.`, `:`. Labels are compared as stored, so `Bug` and `bug` are one label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Label(String);
+
+impl Label {
+    /// Longest allowed length.
+    pub const MAX_LEN: usize = 32;
+    /// The most labels a task carries.
+    pub const MAX_PER_TASK: usize = 20;
+
+    /// Trims, lowercases and validates a label.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `label` if it is empty, longer than 32 characters, or
+    /// holds a character other than a letter, a digit, a space, `-`, `_`, `.` or `:`.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let value = trimmed_with_len("label", raw, 1, Self::MAX_LEN)?.to_lowercase();
+        if let Some(c) = value
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.' | ':')))
+        {
+            return Err(ValidationError::new(
+                "label",
+                format!(
+                    "must hold only letters, digits, spaces, '-', '_', '.' and ':' (not {c:?})"
+                ),
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    /// Parses a task's labels: at most [`Label::MAX_PER_TASK`], duplicates merged.
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `labels` (too many) or `label` (one is invalid).
+    pub fn parse_set<'a>(
+        raw: impl IntoIterator<Item = &'a str>,
+    ) -> Result<std::collections::BTreeSet<Self>, ValidationError> {
+        let labels = raw
+            .into_iter()
+            .map(Self::parse)
+            .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
+        if labels.len() > Self::MAX_PER_TASK {
+            return Err(ValidationError::new(
+                "labels",
+                format!("a task has at most {} labels", Self::MAX_PER_TASK),
+            ));
+        }
+        Ok(labels)
+    }
+}
+string_value!(Label, display);
+
 #[cfg(test)]
 mod tests;

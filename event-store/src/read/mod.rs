@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::AggregateType;
+use domain::{AggregateType, UpcastError};
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -149,6 +149,28 @@ fn envelopes(rows: Vec<Row>) -> Result<Vec<Envelope>, ReadError> {
     rows.into_iter()
         .map(|row| row.into_envelope().map(|(_, envelope)| envelope))
         .collect()
+}
+
+impl Envelope {
+    /// This event in the current shape of its type: a stored event of an older version goes
+    /// through the upcasting chain of [`domain::upcast`]. The reads here return events as
+    /// stored (the relay publishes them so); whoever decodes a payload upcasts it first.
+    ///
+    /// # Errors
+    /// A version this build does not read ([`UpcastError`]).
+    pub fn upcast(self) -> Result<Self, UpcastError> {
+        let (payload, version) = domain::upcast::upcast(
+            self.aggregate_type,
+            &self.event_type,
+            &self.event_version,
+            self.payload,
+        )?;
+        Ok(Self {
+            payload,
+            event_version: version.to_owned(),
+            ..self
+        })
+    }
 }
 
 const COLUMNS: &str = "transaction_id::text AS transaction_id, global_position, event_id, \

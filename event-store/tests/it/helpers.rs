@@ -117,6 +117,8 @@ pub fn create_task(task_id: Uuid, project_id: Uuid, actor: Actor) -> TaskCommand
         description: Description::empty(),
         assignee_id: None,
         due_date: None,
+        priority: domain::TaskPriority::Normal,
+        labels: std::collections::BTreeSet::new(),
     }
 }
 

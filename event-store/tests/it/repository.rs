@@ -134,3 +134,70 @@ async fn snapshots_are_not_supported() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn an_event_stored_in_an_older_shape_loads_upcast_and_a_newer_one_fails_the_command() {
+    let (db, buses) = Buses::fresh().await;
+    let (owner, project, task) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    buses.register_user(owner, "olga").await;
+    buses.create_project(project, owner).await;
+    buses.create_task(task, project, owner).await;
+    // As a build before priorities wrote it.
+    sqlx::query(
+        "UPDATE events SET event_version = '1.0', \
+         payload = json_build_object('TaskCreated', \
+             (payload::jsonb -> 'TaskCreated') - 'priority' - 'labels') \
+         WHERE aggregate_id = $1 AND sequence = 1",
+    )
+    .bind(task.to_string())
+    .execute(&db.pool)
+    .await
+    .expect("rewrite as 1.0");
+    let set = |priority| domain::TaskCommand::SetPriority {
+        actor: domain::Actor::user(owner),
+        priority,
+    };
+    // A fresh bus: nothing cached, the aggregate is loaded from the rows.
+    let fresh = Buses::new(&db.pool);
+    let committed = fresh
+        .tasks
+        .execute(
+            &task.to_string(),
+            set(domain::TaskPriority::Normal),
+            crate::helpers::metadata(Some(owner)),
+            None,
+        )
+        .await
+        .expect("the upcast state decides");
+    assert_eq!(
+        committed.events, 0,
+        "an upcast 1.0 task is already `normal`"
+    );
+
+    // From a newer build: the command fails loudly, nothing is written.
+    sqlx::query("UPDATE events SET event_version = '3.0' WHERE aggregate_id = $1")
+        .bind(task.to_string())
+        .execute(&db.pool)
+        .await
+        .expect("rewrite as 3.0");
+    let refused = Buses::new(&db.pool)
+        .tasks
+        .execute(
+            &task.to_string(),
+            set(domain::TaskPriority::High),
+            crate::helpers::metadata(Some(owner)),
+            None,
+        )
+        .await
+        .expect_err("a version this build does not read");
+    assert!(
+        matches!(&refused, event_store::CommandError::Internal(message) if message.contains("3.0")),
+        "{refused:?}"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(task.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
+}

@@ -81,15 +81,23 @@ impl Stats {
 }
 
 /// What a task counts for, as `(stats id, field)` pairs: nothing once deleted; else its status
-/// (in its project and, when assigned, its assignee's), its assignee by status and its
-/// completion day (in its project).
+/// (in its project and, when assigned, its assignee's), its priority and labels, its assignee
+/// by status and its completion day (in its project).
 #[must_use]
 pub fn contribution(task: &TaskView) -> Vec<(String, String)> {
     if task.deleted {
         return Vec::new();
     }
     let project = StatsOwner::Project(&task.project_id).id();
-    let mut fields = vec![(project.clone(), keys::status_field(&task.status))];
+    let mut fields = vec![
+        (project.clone(), keys::status_field(&task.status)),
+        (project.clone(), keys::priority_field(&task.priority)),
+    ];
+    fields.extend(
+        task.labels
+            .iter()
+            .map(|label| (project.clone(), keys::label_field(label))),
+    );
     if let Some(assignee) = &task.assignee_id {
         fields.push((
             project.clone(),

@@ -203,3 +203,50 @@ proptest! {
         prop_assert_eq!(view(&model, &notifications), expected);
     }
 }
+
+#[test]
+fn events_of_an_older_version_are_upcast_and_unknown_ones_park() {
+    let events = envelopes(4, 60);
+    let created = events
+        .iter()
+        .find(|e| e.event_type == "TaskCreated")
+        .expect("a task creation")
+        .clone();
+    // As a build before priorities wrote it: version 1.0, no priority, no labels.
+    let mut old = created.clone();
+    old.event_version = "1.0".to_owned();
+    let fields = old.payload["TaskCreated"]
+        .as_object_mut()
+        .expect("an object");
+    fields.remove("priority");
+    fields.remove("labels");
+    let mut model = Model::new();
+    assert_eq!(model.apply(&old), Outcome::Applied);
+    let task = model.task(&old.aggregate_id).expect("projected");
+    assert_eq!(
+        (
+            task.priority.as_str(),
+            task.priority_rank,
+            task.labels.len()
+        ),
+        ("normal", 1, 0)
+    );
+
+    // From a newer build, or a type this build does not know: parked, never skipped.
+    for (version, event_type) in [("3.0", "TaskCreated"), ("1.0", "TaskArchived")] {
+        let mut unknown = created.clone();
+        unknown.event_version = version.to_owned();
+        unknown.event_type = event_type.to_owned();
+        if event_type != "TaskCreated" {
+            unknown.payload = serde_json::json!({ event_type: {} });
+        }
+        let mut model = Model::new();
+        let outcome = model.apply(&unknown);
+        assert!(
+            matches!(&outcome, Outcome::Parked(reason) if reason.contains(version) || reason.contains(event_type)),
+            "{version} {event_type}: {outcome:?}"
+        );
+        assert_eq!(model.parked.len(), 1);
+        assert!(model.task(&unknown.aggregate_id).is_none());
+    }
+}

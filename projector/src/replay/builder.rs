@@ -172,6 +172,7 @@ impl<'a> Builder<'a> {
             hold_parked: false,
             park: self.park,
             also,
+            announce: false,
         }
     }
 

@@ -249,7 +249,7 @@ async fn catch_up(
         };
         position = last.clone();
         let envelopes = batch.into_iter().map(|(_, envelope)| envelope).collect();
-        apply_with_retries(store, generation, envelopes, BatchOptions::live()).await?;
+        apply_with_retries(store, generation, envelopes, BatchOptions::catch_up()).await?;
     }
 }
 

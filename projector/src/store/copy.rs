@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
+use read_model::changes::{self, Change};
 use read_model::keys;
 use read_model::names::StatsOwner;
+use redis::streams::StreamMaxlen;
 
 use crate::model::Model;
 
@@ -43,12 +45,15 @@ impl Store {
     /// Copies every document and statistic of the model to Redis (guarded), in one pipeline,
     /// and announces the batch on [`keys::applied_channel`]. Documents the batch only read are copied
     /// too: after a crash between the commit and this copy, the redelivered batch repairs Redis.
-    /// `revisions`: the stored revision of each statistic.
+    /// `revisions`: the stored revision of each statistic. `announced`: the changes to append
+    /// to the change feed (in the same pipeline, after the copies, so a reader of the feed finds
+    /// the Redis copies already current).
     pub(super) async fn copy_to_redis(
         &self,
         generation: u64,
         model: &Model,
         revisions: &HashMap<String, i64>,
+        announced: Option<&Vec<Change>>,
     ) -> anyhow::Result<()> {
         let prefix = &self.prefix;
         let set_json = redis::Script::new(SET_JSON);
@@ -97,6 +102,18 @@ impl Store {
         }
         pipe.publish(keys::applied_channel(prefix), generation)
             .ignore();
+        if self.stream_max_len > 0 {
+            let feed = changes::key(prefix);
+            for change in announced.into_iter().flatten() {
+                pipe.xadd_maxlen(
+                    &feed,
+                    StreamMaxlen::Approx(self.stream_max_len),
+                    "*",
+                    &change.fields(),
+                )
+                .ignore();
+            }
+        }
         let mut redis = self.redis.clone();
         let () = pipe
             .query_async(&mut redis)

@@ -8,7 +8,8 @@
 //!    memory, write what changed with unordered bulk `update` commands, each guarded by the
 //!    version (or statistics revision) it was read at, and commit;
 //! 2. copy every document and statistic the batch touched to Redis in one pipeline (guarded,
-//!    so an older copy never replaces a newer one), and publish the applied versions.
+//!    so an older copy never replaces a newer one), publish the applied versions and append
+//!    the documents written to the change feed of `GET /stream` ([`read_model::changes`]).
 //!
 //! The transaction makes a batch all or nothing: a statistic moves by a task's delta exactly
 //! when the task's document moves to the event's version, so redelivery (the version guard turns
@@ -61,6 +62,8 @@ pub struct Store {
     pub prefix: String,
     /// The event store (gap filling).
     pub pool: PgPool,
+    /// About how many entries the change feed keeps (0: no feed).
+    pub stream_max_len: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -91,6 +94,9 @@ pub struct BatchOptions {
     pub park: bool,
     /// Written in the same transaction (a replay's checkpoint).
     pub also: Option<AlsoWrite>,
+    /// Append the documents written to the change feed ([`read_model::changes`]): the live
+    /// generation's batches do, a replay building a new generation does not.
+    pub announce: bool,
 }
 
 impl BatchOptions {
@@ -101,6 +107,17 @@ impl BatchOptions {
             hold_parked: true,
             park: true,
             also: None,
+            announce: true,
+        }
+    }
+
+    /// A replay's catch-up of the generation it builds: as live, but announcing nothing (the
+    /// live generation's batches announce the same events).
+    #[must_use]
+    pub fn catch_up() -> Self {
+        Self {
+            announce: false,
+            ..Self::live()
         }
     }
 }
@@ -161,13 +178,7 @@ impl Store {
         // batch is a redelivery: its document is not read but inserted, and an insert that
         // meets one (a duplicate `_id`) makes the batch run again reading every document.
         let (mut model, applied) = match self
-            .transact(
-                generation,
-                &mut groups,
-                &dropped,
-                options.also.as_ref(),
-                false,
-            )
+            .transact(generation, &mut groups, &dropped, &options, false)
             .await
         {
             Err(error) if error.is::<DuplicateInsert>() => {
@@ -175,14 +186,8 @@ impl Store {
                     error = format!("{error:#}"),
                     "projector: a created aggregate has a document already; reading them all"
                 );
-                self.transact(
-                    generation,
-                    &mut groups,
-                    &dropped,
-                    options.also.as_ref(),
-                    true,
-                )
-                .await?
+                self.transact(generation, &mut groups, &dropped, &options, true)
+                    .await?
             }
             outcome => outcome?,
         };
@@ -206,7 +211,7 @@ impl Store {
         generation: u64,
         groups: &mut HashMap<AggregateKey, Vec<Envelope>>,
         dropped: &HashSet<(AggregateType, String, i64)>,
-        also: Option<&AlsoWrite>,
+        options: &BatchOptions,
         read_created: bool,
     ) -> anyhow::Result<(Model, u64)> {
         let started = std::time::Instant::now();
@@ -242,7 +247,13 @@ impl Store {
         }
         let folded_at = started.elapsed();
         let written = self
-            .write(&mut session, generation, &mut model, &loaded, also.cloned())
+            .write(
+                &mut session,
+                generation,
+                &mut model,
+                &loaded,
+                options.also.clone(),
+            )
             .await?;
         let written_at = started.elapsed();
         session
@@ -251,8 +262,10 @@ impl Store {
             .context("committing the batch's MongoDB transaction")?;
         let committed_at = started.elapsed();
         let mut revisions = loaded.revisions();
-        revisions.extend(written);
-        self.copy_to_redis(generation, &model, &revisions).await?;
+        revisions.extend(written.revisions);
+        let announced = options.announce.then_some(&written.changes);
+        self.copy_to_redis(generation, &model, &revisions, announced)
+            .await?;
         tracing::debug!(
             events = applied,
             read_ms = loaded_at.as_millis(),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{ClientSession, Database};
+use read_model::changes::Change;
 use read_model::names;
 
 use crate::model::Model;
@@ -15,7 +16,7 @@ use super::{AlsoWrite, BULK_CHUNK, Store};
 
 impl Store {
     /// Writes what changed in the model, in the transaction; returns the statistics written
-    /// (with their new revisions).
+    /// (with their new revisions) and the changes to announce.
     pub(super) async fn write(
         &self,
         session: &mut ClientSession,
@@ -23,7 +24,8 @@ impl Store {
         model: &mut Model,
         loaded: &Loaded,
         also: Option<AlsoWrite>,
-    ) -> anyhow::Result<HashMap<String, i64>> {
+    ) -> anyhow::Result<Written> {
+        let mut changes = Vec::new();
         let dirty = model.take_dirty();
         let notifications = model.take_notifications();
 
@@ -63,6 +65,7 @@ impl Store {
         let mut writes = Writes::default();
         for id in &dirty.projects {
             if let Some(project) = model.project(id) {
+                changes.push(Change::of_project(&project).context("encoding a project")?);
                 let document =
                     read_model::codec::to_document(&project).context("encoding a project")?;
                 writes.guarded("version", loaded.projects.get(id), document);
@@ -74,6 +77,7 @@ impl Store {
         let mut writes = Writes::default();
         for id in &dirty.tasks {
             if let Some(task) = model.task(id) {
+                changes.push(Change::of_task(&task).context("encoding a task")?);
                 let document = read_model::codec::to_document(&task).context("encoding a task")?;
                 writes.guarded("version", loaded.tasks.get(id), document);
             }
@@ -86,6 +90,7 @@ impl Store {
         // batch (its aggregate's guarded write is in the same transaction): always new.
         let mut writes = Writes::default();
         for notification in &notifications {
+            changes.push(Change::of_notification(notification).context("encoding a notification")?);
             writes.inserts.push(
                 read_model::codec::to_document(notification).context("encoding a notification")?,
             );
@@ -101,8 +106,16 @@ impl Store {
             };
             write_command(&self.db, session, &also.collection, command).await?;
         }
-        Ok(revisions)
+        Ok(Written { revisions, changes })
     }
+}
+
+/// What [`Store::write`] wrote.
+pub(super) struct Written {
+    /// The statistics written, with their new revisions.
+    pub revisions: HashMap<String, i64>,
+    /// The projects, tasks and notifications written, for the change feed.
+    pub changes: Vec<Change>,
 }
 
 /// MongoDB's error code for a duplicate key.

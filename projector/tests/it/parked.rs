@@ -121,3 +121,26 @@ async fn a_poison_event_parks_only_its_aggregate_and_retry_and_drop_work() {
     relay.stop().await;
     world.cleanup().await;
 }
+
+#[tokio::test]
+async fn events_held_behind_a_parked_one_are_listed_with_it() {
+    let world = World::new().await;
+    let events = workload(5, 2, 20);
+    let poison = events[0].envelope(1);
+    let behind = [events[1].envelope(2), events[2].envelope(3)];
+    let key = (poison.aggregate_type, poison.aggregate_id.clone());
+    parked::park(
+        &world.store.db,
+        &poison,
+        "cannot apply",
+        vec![behind[0].clone()],
+    )
+    .await
+    .expect("park");
+    parked::hold(&world.store.db, &key, &behind[1..])
+        .await
+        .expect("hold");
+    let listed = parked::list(&world.store.db).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].held, behind.to_vec());
+}

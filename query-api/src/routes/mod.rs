@@ -19,4 +19,5 @@ pub fn router() -> Router<AppState> {
         .merge(tasks::router())
         .merge(notifications::router())
         .merge(stats::router())
+        .merge(crate::stream::router())
 }

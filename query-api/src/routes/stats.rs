@@ -1,5 +1,5 @@
-//! `GET /projects/{id}/stats` and `GET /stats/me`: task counts by status, overdue tasks, counts
-//! per assignee and completions per day. Counters come from the Redis statistics hashes the
+//! `GET /projects/{id}/stats` and `GET /stats/me`: task counts by status, priority and label,
+//! overdue tasks, counts per assignee and completions per day. Counters come from the Redis statistics hashes the
 //! projector maintains; when Redis is down or has no hash, they are aggregated from MongoDB.
 //! `overdue` depends on today's date, so it is always counted in MongoDB.
 
@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Days, NaiveDate};
 use mongodb::bson::{Bson, Document, doc};
-use read_model::documents::status;
+use read_model::documents::{priority, status};
 use read_model::{keys, names};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -24,7 +24,7 @@ use crate::error::ApiError;
 use crate::extract::{AppQuery, PathId, Viewer};
 use crate::routes::projects::read_project;
 use crate::state::AppState;
-use crate::views::{StatusCounts, today};
+use crate::views::{PriorityCounts, StatusCounts, today};
 
 /// The statistics routes.
 pub fn router() -> Router<AppState> {
@@ -73,6 +73,10 @@ pub struct ProjectStats {
     pub project_id: String,
     /// Not-deleted tasks by status.
     pub by_status: StatusCounts,
+    /// Not-deleted tasks by priority.
+    pub by_priority: PriorityCounts,
+    /// Not-deleted tasks per label (labels no task carries are left out).
+    pub by_label: BTreeMap<String, i64>,
     /// All not-deleted tasks.
     pub total: i64,
     /// Open tasks due before today (UTC).
@@ -162,6 +166,34 @@ async fn count_tasks_by(
     Ok(groups)
 }
 
+/// The not-deleted tasks of `scope` per label, from MongoDB.
+async fn labels_of(
+    state: &AppState,
+    mut scope: Document,
+) -> Result<BTreeMap<String, i64>, ApiError> {
+    scope.insert("deleted", false);
+    let groups = state
+        .store
+        .aggregate(
+            names::tasks,
+            vec![
+                doc! { "$match": scope },
+                doc! { "$unwind": "$labels" },
+                doc! { "$group": { "_id": "$labels", "count": { "$sum": 1 } } },
+            ],
+        )
+        .await?;
+    Ok(groups
+        .iter()
+        .filter_map(|group| {
+            Some((
+                group.get_str("_id").ok()?.to_owned(),
+                count_of(group, "count"),
+            ))
+        })
+        .collect())
+}
+
 /// Completions per day from MongoDB for the tasks of `scope`, from `since` on.
 async fn completed_per_day(
     state: &AppState,
@@ -191,6 +223,8 @@ async fn completed_per_day(
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Counters {
     by_status: StatusCounts,
+    by_priority: PriorityCounts,
+    by_label: BTreeMap<String, i64>,
     by_assignee: BTreeMap<String, StatusCounts>,
     done: BTreeMap<NaiveDate, i64>,
 }
@@ -205,6 +239,12 @@ fn parse_hash(hash: &HashMap<String, i64>) -> Counters {
     for (field, count) in hash {
         if let Some(status) = field.strip_prefix("status:") {
             counters.by_status.add(status, *count);
+        } else if let Some(priority) = field.strip_prefix("priority:") {
+            counters.by_priority.add(priority, *count);
+        } else if let Some(label) = field.strip_prefix("label:") {
+            if *count > 0 {
+                *counters.by_label.entry(label.to_owned()).or_default() += count;
+            }
         } else if let Some(rest) = field.strip_prefix("assignee:") {
             if let Some((assignee, status)) = rest.rsplit_once(':') {
                 counters
@@ -254,7 +294,9 @@ pub async fn project_stats(
             .retain(|date, count| *date >= since && *count > 0);
         (counters, "redis")
     } else {
-        let key = doc! { "assignee": "$assignee_id", "status": "$status" };
+        let key = doc! {
+            "assignee": "$assignee_id", "status": "$status", "priority": "$priority",
+        };
         let groups = count_tasks_by(&state, scope.clone(), key).await?;
         let mut counters = Counters::default();
         for group in &groups {
@@ -264,6 +306,9 @@ pub async fn project_stats(
             let count = count_of(group, "count");
             let status = key.get_str("status").unwrap_or_default();
             counters.by_status.add(status, count);
+            // A document from before priorities has none: it is `normal`.
+            let priority = key.get_str("priority").unwrap_or(priority::NORMAL);
+            counters.by_priority.add(priority, count);
             if let Ok(assignee) = key.get_str("assignee") {
                 counters
                     .by_assignee
@@ -272,6 +317,7 @@ pub async fn project_stats(
                     .add(status, count);
             }
         }
+        counters.by_label = labels_of(&state, scope.clone()).await?;
         counters.done = completed_per_day(&state, scope, since)
             .await?
             .into_iter()
@@ -283,6 +329,8 @@ pub async fn project_stats(
         project_id: id,
         total: counters.by_status.total(),
         by_status: counters.by_status,
+        by_priority: counters.by_priority,
+        by_label: counters.by_label,
         overdue,
         by_assignee: counters
             .by_assignee
@@ -359,6 +407,10 @@ mod tests {
             ("assignee:u1:pending", 1),
             ("assignee:u1:done", 1),
             ("done:2026-01-02", 1),
+            ("priority:urgent", 2),
+            ("priority:normal", 1),
+            ("label:bug", 2),
+            ("label:gone", 0),
             ("version", 17),
             ("recount", 3),
         ]
@@ -370,5 +422,10 @@ mod tests {
         assert_eq!(counters.by_status.total(), 3);
         assert_eq!(counters.by_assignee["u1"].total(), 2);
         assert_eq!(counters.done.len(), 1);
+        assert_eq!(
+            (counters.by_priority.urgent, counters.by_priority.normal),
+            (2, 1)
+        );
+        assert_eq!(counters.by_label, BTreeMap::from([("bug".to_owned(), 2)]));
     }
 }

@@ -40,7 +40,7 @@ pub struct HistoryEvent {
     pub sequence: i64,
     /// E.g. `TaskCreated`, `TaskStatusChanged`.
     pub event_type: String,
-    /// The event's schema version.
+    /// The event's schema version: the current one of its type (older events are upcast).
     pub event_version: String,
     /// The event itself (task events carry no secrets).
     #[schema(value_type = Object)]
@@ -124,16 +124,22 @@ pub async fn history(
     .await
     .map_err(StoreError::from)?
     .into_iter()
-    .map(|event| HistoryEvent {
-        sequence: event.sequence,
-        event_type: event.event_type,
-        event_version: event.event_version,
-        payload: event.payload,
-        occurred_at: event.occurred_at,
-        actor: event.metadata.user_id.map(|user_id| user_id.to_string()),
-        request_id: Some(event.metadata.request_id).filter(|id| !id.is_empty()),
+    .map(|stored| {
+        // Every event in the shape this build writes, whatever version it was stored with.
+        let event = stored
+            .upcast()
+            .map_err(|error| ApiError::internal(&error))?;
+        Ok(HistoryEvent {
+            sequence: event.sequence,
+            event_type: event.event_type,
+            event_version: event.event_version,
+            payload: event.payload,
+            occurred_at: event.occurred_at,
+            actor: event.metadata.user_id.map(|user_id| user_id.to_string()),
+            request_id: Some(event.metadata.request_id).filter(|id| !id.is_empty()),
+        })
     })
-    .collect();
+    .collect::<Result<_, ApiError>>()?;
     let more = events.len() > limit as usize;
     events.truncate(limit as usize);
     let next_after = more.then(|| events.last().map(|e| e.sequence)).flatten();

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use mongodb::bson::{Bson, doc};
-use read_model::documents::{TaskView, status};
+use read_model::documents::{TaskView, priority, status};
 use read_model::names;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -104,6 +104,31 @@ impl StatusFilter {
     }
 }
 
+/// A task priority, as a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityFilter {
+    /// Can wait.
+    Low,
+    /// The default.
+    Normal,
+    /// Soon.
+    High,
+    /// Now.
+    Urgent,
+}
+
+impl PriorityFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => priority::LOW,
+            Self::Normal => priority::NORMAL,
+            Self::High => priority::HIGH,
+            Self::Urgent => priority::URGENT,
+        }
+    }
+}
+
 /// What a task list is sorted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -116,6 +141,8 @@ pub enum SortField {
     DueDate,
     /// Time of the last change (most recent first unless `order=asc`).
     UpdatedAt,
+    /// Priority (most urgent first unless `order=asc`; equal priorities by id).
+    Priority,
 }
 
 impl SortField {
@@ -124,6 +151,7 @@ impl SortField {
             Self::CreatedAt => ("created_at", Order::Desc),
             Self::DueDate => ("due_date", Order::Asc),
             Self::UpdatedAt => ("updated_at", Order::Desc),
+            Self::Priority => ("priority_rank", Order::Desc),
         };
         Sorting {
             field,
@@ -142,6 +170,11 @@ pub struct ListTasks {
     /// Only tasks with this status.
     #[param(inline)]
     pub status: Option<StatusFilter>,
+    /// Only tasks of this priority.
+    #[param(inline)]
+    pub priority: Option<PriorityFilter>,
+    /// Only tasks carrying this label (as given when labelling: case does not matter).
+    pub label: Option<String>,
     /// Only tasks assigned to this user (a UUID, or `me`).
     pub assignee_id: Option<String>,
     /// Only overdue tasks (`true`: due before today, UTC, and pending or in progress) or only
@@ -149,7 +182,7 @@ pub struct ListTasks {
     pub overdue: Option<bool>,
     /// Only tasks whose title contains this text (case-insensitive, 1..=100 characters).
     pub q: Option<String>,
-    /// `created_at` (default), `due_date` or `updated_at`.
+    /// `created_at` (default), `due_date`, `updated_at` or `priority`.
     #[param(inline)]
     pub sort: Option<SortField>,
     /// `asc` or `desc` (default: `desc` for times, `asc` for `due_date`).
@@ -231,6 +264,14 @@ async fn list_tasks(
     }
     if let Some(status) = params.status {
         conditions.push(doc! { "status": status.as_str() });
+    }
+    if let Some(priority) = params.priority {
+        conditions.push(doc! { "priority": priority.as_str() });
+    }
+    if let Some(label) = params.label.as_deref() {
+        let label =
+            domain::Label::parse(label).map_err(|error| ApiError::invalid(error.to_string()))?;
+        conditions.push(doc! { "labels": label.as_str() });
     }
     if let Some(assignee) = params.assignee_id.as_deref() {
         let assignee = if assignee == "me" {

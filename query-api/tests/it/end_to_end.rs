@@ -8,18 +8,30 @@ use test_support::{TestDatabase, servers, spawn, unique_name};
 
 use crate::helpers::{ReadSide, SECRET, settings};
 
-struct System {
+pub struct System {
     command_url: String,
-    query_url: String,
-    http: reqwest::Client,
+    pub query_url: String,
+    pub http: reqwest::Client,
     projector: tasktrail_projector::settings::Settings,
     _db: TestDatabase,
-    read_side: ReadSide,
+    pub read_side: ReadSide,
 }
 
 impl System {
     async fn start() -> Self {
-        let db = TestDatabase::new().await;
+        Self::start_on(TestDatabase::new().await).await
+    }
+
+    /// The whole system on `db` (which may hold events already: the relay publishes them).
+    pub async fn start_on(db: TestDatabase) -> Self {
+        Self::start_with(db, |_| {}).await
+    }
+
+    /// [`System::start_on`], with the query API's settings changed by `configure`.
+    pub async fn start_with(
+        db: TestDatabase,
+        configure: impl FnOnce(&mut tasktrail_query_api::settings::Settings),
+    ) -> Self {
         let read_side = ReadSide::new();
         let topic_prefix = unique_name("qe2e");
         let database = db.settings();
@@ -29,6 +41,7 @@ impl System {
         service_runtime::telemetry::init(&query.log);
         // The first read waits for the projector's consumer group to join on the dev broker.
         query.read.min_version_timeout_ms = 30_000;
+        configure(&mut query);
         let query_url = spawn(
             tasktrail_query_api::startup::build(query)
                 .await
@@ -96,7 +109,7 @@ impl System {
         (status, body)
     }
 
-    async fn command(
+    pub async fn command(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -112,13 +125,13 @@ impl System {
         reply
     }
 
-    async fn query(&self, path: &str, token: &str) -> (StatusCode, Value) {
+    pub async fn query(&self, path: &str, token: &str) -> (StatusCode, Value) {
         let request = self.http.get(format!("{}{path}", self.query_url));
         self.send(request, Some(token)).await
     }
 
     /// `projector replay` of every projection, running in the background.
-    async fn spawn_replay(
+    pub async fn spawn_replay(
         &self,
     ) -> tokio::task::JoinHandle<anyhow::Result<tasktrail_projector::replay::ReplayReport>> {
         let store = tasktrail_projector::startup::store(&self.projector)

@@ -2,6 +2,7 @@
 //! servers (start them with `scripts/services up && source .services/env`).
 
 mod end_to_end;
+mod evolution;
 mod helpers;
 mod indexes;
 mod readiness;
@@ -9,3 +10,4 @@ mod reads;
 mod resilience;
 mod router;
 mod security;
+mod stream;
