@@ -91,31 +91,20 @@ pub fn id_where(aggregate_type: &str, field: &str, value: &str) -> String {
 /// PostgreSQL refused a row (the database is not empty, or not migrated).
 pub async fn load_store_v1(pool: &sqlx::PgPool) -> sqlx::Result<()> {
     let registry: Registry = serde_json::from_str(REGISTRY).expect("the fixture registry");
-    for user in registry.users {
-        sqlx::query(
-            "INSERT INTO user_registry SELECT * FROM jsonb_populate_record(NULL::user_registry, $1)",
-        )
-        .bind(user)
-        .execute(pool)
-        .await?;
-    }
-    for project in registry.projects {
-        sqlx::query(
-            "INSERT INTO project_registry \
-             SELECT * FROM jsonb_populate_record(NULL::project_registry, $1)",
-        )
-        .bind(project)
-        .execute(pool)
-        .await?;
-    }
-    for member in registry.members {
-        sqlx::query(
-            "INSERT INTO project_members \
-             SELECT * FROM jsonb_populate_record(NULL::project_members, $1)",
-        )
-        .bind(member)
-        .execute(pool)
-        .await?;
+    // In this order: members refer to projects.
+    for (table, rows) in [
+        ("user_registry", registry.users),
+        ("project_registry", registry.projects),
+        ("project_members", registry.members),
+    ] {
+        for row in rows {
+            sqlx::query(&format!(
+                "INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)"
+            ))
+            .bind(row)
+            .execute(pool)
+            .await?;
+        }
     }
     for event in events() {
         sqlx::query(

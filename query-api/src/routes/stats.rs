@@ -149,40 +149,30 @@ fn count_of(document: &Document, field: &str) -> i64 {
 /// `"$status"`, or a document of them): one `{_id: <key>, count}` per group.
 async fn count_tasks_by(
     state: &AppState,
+    scope: Document,
+    key: impl Into<Bson>,
+) -> Result<Vec<Document>, ApiError> {
+    group_tasks(state, scope, None, key).await
+}
+
+/// [`count_tasks_by`], each task first unwound into one per element of the array `unwind`
+/// (a field path such as `"$labels"`), if given.
+async fn group_tasks(
+    state: &AppState,
     mut scope: Document,
+    unwind: Option<&str>,
     key: impl Into<Bson>,
 ) -> Result<Vec<Document>, ApiError> {
     scope.insert("deleted", false);
-    let groups = state
-        .store
-        .aggregate(
-            names::tasks,
-            vec![
-                doc! { "$match": scope },
-                doc! { "$group": { "_id": key.into(), "count": { "$sum": 1 } } },
-            ],
-        )
-        .await?;
-    Ok(groups)
+    let mut pipeline = vec![doc! { "$match": scope }];
+    pipeline.extend(unwind.map(|path| doc! { "$unwind": path }));
+    pipeline.push(doc! { "$group": { "_id": key.into(), "count": { "$sum": 1 } } });
+    Ok(state.store.aggregate(names::tasks, pipeline).await?)
 }
 
 /// The not-deleted tasks of `scope` per label, from MongoDB.
-async fn labels_of(
-    state: &AppState,
-    mut scope: Document,
-) -> Result<BTreeMap<String, i64>, ApiError> {
-    scope.insert("deleted", false);
-    let groups = state
-        .store
-        .aggregate(
-            names::tasks,
-            vec![
-                doc! { "$match": scope },
-                doc! { "$unwind": "$labels" },
-                doc! { "$group": { "_id": "$labels", "count": { "$sum": 1 } } },
-            ],
-        )
-        .await?;
+async fn labels_of(state: &AppState, scope: Document) -> Result<BTreeMap<String, i64>, ApiError> {
+    let groups = group_tasks(state, scope, Some("$labels"), "$labels").await?;
     Ok(groups
         .iter()
         .filter_map(|group| {

@@ -446,12 +446,25 @@ async fn project_statistics_come_from_redis_or_from_mongodb() {
         t.assignee_id = assignee.cloned();
         t.due_date = due;
         t.completed_on = completed;
+        if i < 2 {
+            "urgent".clone_into(&mut t.priority);
+            t.priority_rank = 3;
+            t.labels = vec!["bug".to_owned(), format!("only{i}")];
+        }
         app.put_task(&t).await;
     }
     let token = app.token(&owner.id, Role::User).await;
 
     let stats = app.ok(&format!("/projects/{}/stats", p.id), &token).await;
     assert_eq!(stats["source"], "mongodb", "{stats}");
+    assert_eq!(
+        stats["by_priority"],
+        serde_json::json!({ "low": 0, "normal": 3, "high": 0, "urgent": 2 })
+    );
+    assert_eq!(
+        stats["by_label"],
+        serde_json::json!({ "bug": 2, "only0": 1, "only1": 1 })
+    );
     assert_eq!(stats["by_status"]["done"], 2, "{stats}");
     assert_eq!(stats["total"], 5);
     assert_eq!(
