@@ -353,7 +353,7 @@ pub async fn deadline_job(
         let today = chrono::Utc::now().date_naive();
         let outcome = async {
             let generation = Generation::active(&store.db).await?;
-            store.overdue_pass(generation, today).await
+            store.overdue_pass(generation, today, true).await
         }
         .await;
         match outcome {

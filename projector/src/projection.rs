@@ -251,7 +251,7 @@ pub fn apply_task(
             description: description.as_str().to_owned(),
             status: initial.as_str().to_owned(),
             priority: priority.as_str().to_owned(),
-            priority_rank: priority.rank(),
+            priority_rank: Some(priority.rank()),
             labels: labels
                 .iter()
                 .map(|label| label.as_str().to_owned())
@@ -290,7 +290,7 @@ pub fn apply_task(
                 TaskEvent::TaskDueDateChanged { due_date } => task.due_date = *due_date,
                 TaskEvent::TaskPriorityChanged { to, .. } => {
                     to.as_str().clone_into(&mut task.priority);
-                    task.priority_rank = to.rank();
+                    task.priority_rank = Some(to.rank());
                 }
                 TaskEvent::TaskLabelAdded { label } => {
                     if let Err(at) = task
@@ -411,9 +411,11 @@ pub fn project_stats<'a>(tasks: impl IntoIterator<Item = &'a TaskView>) -> BTree
     let mut fields = BTreeMap::new();
     for task in tasks.into_iter().filter(|task| !task.deleted) {
         *fields.entry(keys::status_field(&task.status)).or_default() += 1;
-        *fields
-            .entry(keys::priority_field(&task.priority))
-            .or_default() += 1;
+        if task.priority_rank.is_some() {
+            *fields
+                .entry(keys::priority_field(&task.priority))
+                .or_default() += 1;
+        }
         for label in &task.labels {
             *fields.entry(keys::label_field(label)).or_default() += 1;
         }

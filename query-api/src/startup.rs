@@ -8,6 +8,7 @@ use axum::Router;
 use service_runtime::health::Readiness;
 use service_runtime::http::Server;
 use service_runtime::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
 
 use crate::consistency::Consistency;
 use crate::metrics::{QueryMetrics, RequestCounts};
@@ -17,13 +18,14 @@ use crate::store::ReadStore;
 use crate::stream::Feed;
 use crate::{openapi, routes};
 
-/// The whole application (routes, docs, health, metrics) and the revocations whose
-/// maintenance the server runs. Connects to every dependency lazily: one that is down shows on
-/// `/readyz` and in the answers that need it, never as a failure to start.
+/// The whole application (routes, docs, health, metrics), the revocations whose
+/// maintenance the server runs and the switch that ends open streams. Connects to every
+/// dependency lazily: one that is down shows on `/readyz` and in the answers that need it,
+/// never as a failure to start.
 ///
 /// # Errors
 /// Invalid settings (a URL, the auth keys, the rate limit or read settings).
-pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
+pub async fn app(settings: &Settings) -> anyhow::Result<App> {
     settings.rate_limit.validate()?;
     settings.read.validate()?;
     settings.stream.validate()?;
@@ -48,6 +50,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
         settings.stream.buffer,
     );
     feed.follow(settings.redis.url.expose())?;
+    let shutdown = CancellationToken::new();
     let consistency = Consistency::new(&settings.read);
     consistency.listen(settings.redis.url.expose(), &settings.redis.key_prefix)?;
     let requests = RequestCounts::default();
@@ -67,6 +70,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
         consistency,
         feed,
         heartbeat: settings.stream.heartbeat(),
+        shutdown: shutdown.clone(),
     };
     let queries = routes::router()
         .route_layer(axum::middleware::from_fn_with_state(
@@ -82,7 +86,22 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
         .merge(queries)
         .merge(openapi::router())
         .merge(service_runtime::http::operations(readiness, metrics));
-    Ok((router, revocations))
+    Ok(App {
+        router,
+        revocations,
+        shutdown,
+    })
+}
+
+/// What [`app`] builds.
+#[derive(Debug)]
+pub struct App {
+    /// Every route.
+    pub router: Router,
+    /// The revocations whose maintenance the server runs.
+    pub revocations: Revocations,
+    /// Ends the open streams (`GET /stream`) when cancelled.
+    pub shutdown: CancellationToken,
 }
 
 /// [`app`], bound to its address, with the revocation maintenance running in the background.
@@ -90,9 +109,20 @@ pub async fn app(settings: &Settings) -> anyhow::Result<(Router, Revocations)> {
 /// # Errors
 /// Invalid settings, or the address cannot be bound.
 pub async fn build(settings: Settings) -> anyhow::Result<Server> {
-    let (router, revocations) = app(&settings).await?;
+    let App {
+        router,
+        revocations,
+        shutdown,
+    } = app(&settings).await?;
     let mut server = Server::bind(&settings.http, router).await?;
     // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
     revocations.maintain_beside(&mut server);
+    // Open streams never end by themselves: they end when the server stops, so that its
+    // graceful shutdown does not wait for them.
+    server.spawn_task("streams", |stop| async move {
+        stop.cancelled().await;
+        shutdown.cancel();
+        Ok(())
+    });
     Ok(server)
 }

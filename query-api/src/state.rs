@@ -31,6 +31,8 @@ pub struct AppState {
     pub feed: Feed,
     /// Between two heartbeats (and token checks) of a stream.
     pub heartbeat: std::time::Duration,
+    /// Cancelled when the server stops: open streams end, so shutdown does not wait for them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl FromRef<AppState> for Authenticator {

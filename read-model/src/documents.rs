@@ -50,10 +50,6 @@ pub mod priority {
     pub(crate) fn normal() -> String {
         NORMAL.to_owned()
     }
-
-    pub(crate) const fn normal_rank() -> i32 {
-        1
-    }
 }
 
 /// Notification kinds, as stored.
@@ -158,9 +154,12 @@ pub struct TaskView {
     /// `normal`, which is what their events upcast to.
     #[serde(default = "priority::normal")]
     pub priority: String,
-    /// [`priority::rank`] of `priority`: what lists sort by.
-    #[serde(default = "priority::normal_rank")]
-    pub priority_rank: i32,
+    /// [`priority::rank`] of `priority`: what lists sort by. `None` on a document a projector
+    /// wrote before priorities existed (and since, until its priority changes): the
+    /// statistics did not count its priority, so they do not uncount it either; `projector
+    /// replay` gives every document its rank.
+    #[serde(default)]
+    pub priority_rank: Option<i32>,
     /// Labels, sorted.
     #[serde(default)]
     pub labels: Vec<String>,
@@ -256,7 +255,7 @@ mod tests {
             description: String::new(),
             status: status::PENDING.into(),
             priority: priority::NORMAL.into(),
-            priority_rank: 1,
+            priority_rank: Some(1),
             labels: Vec::new(),
             assignee_id: None,
             created_by: "u".into(),

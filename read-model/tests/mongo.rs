@@ -29,7 +29,7 @@ fn task(id: &str) -> TaskView {
         description: String::new(),
         status: status::PENDING.into(),
         priority: "normal".to_owned(),
-        priority_rank: 1,
+        priority_rank: Some(1),
         labels: Vec::new(),
         assignee_id: None,
         created_by: "u".into(),

@@ -89,10 +89,11 @@ pub fn contribution(task: &TaskView) -> Vec<(String, String)> {
         return Vec::new();
     }
     let project = StatsOwner::Project(&task.project_id).id();
-    let mut fields = vec![
-        (project.clone(), keys::status_field(&task.status)),
-        (project.clone(), keys::priority_field(&task.priority)),
-    ];
+    let mut fields = vec![(project.clone(), keys::status_field(&task.status))];
+    // A document from before priorities (no rank) was counted without one.
+    if task.priority_rank.is_some() {
+        fields.push((project.clone(), keys::priority_field(&task.priority)));
+    }
     fields.extend(
         task.labels
             .iter()

@@ -229,7 +229,7 @@ fn events_of_an_older_version_are_upcast_and_unknown_ones_park() {
             task.priority_rank,
             task.labels.len()
         ),
-        ("normal", 1, 0)
+        ("normal", Some(1), 0)
     );
 
     // From a newer build, or a type this build does not know: parked, never skipped.

@@ -201,7 +201,7 @@ impl<'a> Builder<'a> {
             async {
                 let started = Instant::now();
                 self.store
-                    .overdue_pass(self.generation, chrono::Utc::now().date_naive())
+                    .overdue_pass(self.generation, chrono::Utc::now().date_naive(), false)
                     .await
                     .map(|overdue| (overdue, started.elapsed()))
             },

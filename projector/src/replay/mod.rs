@@ -140,7 +140,7 @@ pub async fn replay(
         let outcome = match folded {
             Ok(events) => {
                 store
-                    .overdue_pass(scratch, chrono::Utc::now().date_naive())
+                    .overdue_pass(scratch, chrono::Utc::now().date_naive(), false)
                     .await?;
                 let differences = compare(store, pointer.active, scratch, options.projection).await;
                 differences.map(|differences| (events, differences))

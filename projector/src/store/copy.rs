@@ -102,23 +102,47 @@ impl Store {
         }
         pipe.publish(keys::applied_channel(prefix), generation)
             .ignore();
-        if self.stream_max_len > 0 {
-            let feed = changes::key(prefix);
-            for change in announced.into_iter().flatten() {
-                pipe.xadd_maxlen(
-                    &feed,
-                    StreamMaxlen::Approx(self.stream_max_len),
-                    "*",
-                    &change.fields(),
-                )
-                .ignore();
-            }
-        }
+        self.append_to_feed(&mut pipe, announced.map_or(&[][..], Vec::as_slice));
         let mut redis = self.redis.clone();
         let () = pipe
             .query_async(&mut redis)
             .await
             .context("writing the Redis read models")?;
         Ok(())
+    }
+
+    /// Appends `changes` to the change feed, on their own (the overdue pass's notifications).
+    ///
+    /// # Errors
+    /// Redis unreachable.
+    pub(super) async fn announce(&self, changes: &[Change]) -> anyhow::Result<()> {
+        if changes.is_empty() || self.stream_max_len == 0 {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        self.append_to_feed(&mut pipe, changes);
+        let mut redis = self.redis.clone();
+        let () = pipe
+            .query_async(&mut redis)
+            .await
+            .context("appending to the change feed")?;
+        Ok(())
+    }
+
+    /// Adds the `XADD`s of `changes` to `pipe` (none when the feed is off).
+    fn append_to_feed(&self, pipe: &mut redis::Pipeline, changes: &[Change]) {
+        if self.stream_max_len == 0 {
+            return;
+        }
+        let feed = changes::key(&self.prefix);
+        for change in changes {
+            pipe.xadd_maxlen(
+                &feed,
+                StreamMaxlen::Approx(self.stream_max_len),
+                "*",
+                &change.fields(),
+            )
+            .ignore();
+        }
     }
 }

@@ -401,9 +401,22 @@ async fn the_overdue_pass_writes_each_notification_once() {
         .count_documents(overdue.clone())
         .await
         .expect("count");
+    // No live projector here: the feed holds what the passes announce, nothing else.
+    let feed = read_model::changes::key(&world.store.prefix);
+    let feed_length = || {
+        let mut redis = world.store.redis.clone();
+        let feed = feed.clone();
+        async move {
+            redis::cmd("XLEN")
+                .arg(&feed)
+                .query_async::<u64>(&mut redis)
+                .await
+                .expect("XLEN")
+        }
+    };
     let first = world
         .store
-        .overdue_pass(generation, today)
+        .overdue_pass(generation, today, true)
         .await
         .expect("first pass");
     assert_eq!(first, open_and_due, "every open task due before the day");
@@ -412,14 +425,27 @@ async fn the_overdue_pass_writes_each_notification_once() {
         .await
         .expect("count");
     // The replay's own pass (with today's date) wrote some of them already, with the same ids.
-    assert!(before <= written);
+    assert!(
+        before < written,
+        "tasks due between the replay's day and this one"
+    );
     assert_eq!(written, open_and_due);
+    assert_eq!(
+        feed_length().await,
+        written - before,
+        "the new notifications are announced, the existing ones are not"
+    );
     let second = world
         .store
-        .overdue_pass(generation, today)
+        .overdue_pass(generation, today, true)
         .await
         .expect("second pass");
     assert_eq!(second, first);
+    assert_eq!(
+        feed_length().await,
+        written - before,
+        "nothing new, nothing announced"
+    );
     assert_eq!(
         notifications.count_documents(overdue).await.expect("count"),
         written

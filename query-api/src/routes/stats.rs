@@ -286,6 +286,7 @@ pub async fn project_stats(
     } else {
         let key = doc! {
             "assignee": "$assignee_id", "status": "$status", "priority": "$priority",
+            "ranked": { "$ne": [{ "$ifNull": ["$priority_rank", Bson::Null] }, Bson::Null] },
         };
         let groups = count_tasks_by(&state, scope.clone(), key).await?;
         let mut counters = Counters::default();
@@ -296,9 +297,12 @@ pub async fn project_stats(
             let count = count_of(group, "count");
             let status = key.get_str("status").unwrap_or_default();
             counters.by_status.add(status, count);
-            // A document from before priorities has none: it is `normal`.
-            let priority = key.get_str("priority").unwrap_or(priority::NORMAL);
-            counters.by_priority.add(priority, count);
+            // As the projector's counters: a document from before priorities (no rank) is
+            // not counted by priority.
+            if key.get_bool("ranked").unwrap_or(false) {
+                let priority = key.get_str("priority").unwrap_or(priority::NORMAL);
+                counters.by_priority.add(priority, count);
+            }
             if let Ok(assignee) = key.get_str("assignee") {
                 counters
                     .by_assignee

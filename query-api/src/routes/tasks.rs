@@ -265,8 +265,13 @@ async fn list_tasks(
     if let Some(status) = params.status {
         conditions.push(doc! { "status": status.as_str() });
     }
-    if let Some(priority) = params.priority {
-        conditions.push(doc! { "priority": priority.as_str() });
+    match params.priority {
+        // A document written before priorities has none: it is `normal`.
+        Some(PriorityFilter::Normal) => {
+            conditions.push(doc! { "priority": { "$in": [priority::NORMAL, Bson::Null] } });
+        }
+        Some(priority) => conditions.push(doc! { "priority": priority.as_str() }),
+        None => {}
     }
     if let Some(label) = params.label.as_deref() {
         let label =

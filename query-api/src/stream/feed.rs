@@ -3,7 +3,11 @@
 //! change once in the API's shapes, and fans it out to every open `GET /stream` over a
 //! broadcast channel. The channel is bounded: a stream that falls `buffer` changes behind is
 //! told so and ended (its client resumes with `Last-Event-ID`), so a slow client never holds the
-//! reader, the projector or another client.
+//! reader, the projector or another client. If the reader itself falls so far behind that Redis
+//! trimmed entries it had not read, every stream is told ([`Message::Missed`]).
+//!
+//! A resuming stream reads the entries it missed a page at a time ([`Feed::page`]) and renders
+//! only those it will send.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +65,16 @@ impl fmt::Display for EntryId {
     }
 }
 
+/// What the reader hands to every stream.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// The next change.
+    Change(Arc<Entry>),
+    /// The reader lost entries (Redis trimmed them before it read them): a stream may have
+    /// missed changes, among them a membership's end.
+    Missed,
+}
+
 /// A change, rendered once for every stream that may see it.
 #[derive(Debug)]
 pub struct Entry {
@@ -84,19 +98,22 @@ struct Data<T> {
     view: Option<T>,
 }
 
-/// The entries after an id, for a client that resumes.
+/// A page of the entries after an id, for a client that resumes.
 #[derive(Debug, Default)]
-pub struct Backlog {
-    /// The entries still held, oldest first.
-    pub entries: Vec<Arc<Entry>>,
+pub struct Page {
+    /// The entries, oldest first, not rendered.
+    pub entries: Vec<(EntryId, Change)>,
     /// Whether entries after the id were trimmed away already: the client missed changes.
     pub missed: bool,
+    /// The id is later than any entry the feed made (forged, or from before Redis lost its
+    /// data): the newest entry's id, to carry on from.
+    pub ahead: Option<EntryId>,
 }
 
 /// The change feed of this replica.
 #[derive(Debug, Clone)]
 pub struct Feed {
-    sender: broadcast::Sender<Arc<Entry>>,
+    sender: broadcast::Sender<Message>,
     redis: ConnectionManager,
     store: ReadStore,
     key: String,
@@ -114,7 +131,7 @@ impl Feed {
     }
 
     /// A receiver of every change rendered from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Entry>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Message> {
         self.sender.subscribe()
     }
 
@@ -154,6 +171,14 @@ impl Feed {
         // From here on a reconnect resumes where this left off.
         *last = Some(after);
         loop {
+            // Entries trimmed before this reader got to them (it fell `max_len` behind).
+            if trimmed_after(&self.info(&mut connection).await?, after) {
+                tracing::warn!(
+                    after = %after,
+                    "stream: the change feed trimmed entries this replica had not read"
+                );
+                let _receivers = self.sender.send(Message::Missed);
+            }
             let reply: Option<StreamReadReply> = redis::cmd("XREAD")
                 .arg("BLOCK")
                 .arg(BLOCK.as_millis().to_string())
@@ -171,9 +196,14 @@ impl Feed {
                     };
                     after = id;
                     *last = Some(id);
-                    if let Some(entry) = self.render(id, &entry.map).await {
+                    let Some(change) = change_of(&entry.map) else {
+                        continue;
+                    };
+                    if let Some(data) = self.render(&change).await {
                         // No receiver is not an error: nobody is streaming.
-                        let _receivers = self.sender.send(Arc::new(entry));
+                        let _receivers =
+                            self.sender
+                                .send(Message::Change(Arc::new(Entry { id, change, data })));
                     }
                 }
             }
@@ -195,19 +225,31 @@ impl Feed {
         Ok(newest.ids.first().and_then(|entry| entry.id.parse().ok()))
     }
 
-    /// The entries after `after`, at most `limit`, and whether some were trimmed away.
+    /// `XINFO STREAM` of the feed (`Nil` while there is no stream).
+    async fn info(
+        &self,
+        connection: &mut impl redis::aio::ConnectionLike,
+    ) -> redis::RedisResult<redis::Value> {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&self.key)
+            .query_async(connection)
+            .await?;
+        if !exists {
+            return Ok(redis::Value::Nil);
+        }
+        redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.key)
+            .query_async(connection)
+            .await
+    }
+
+    /// The entries after `after`, at most `limit`, and whether some after it were trimmed away.
     ///
     /// # Errors
     /// Redis unreachable.
-    pub async fn since(&self, after: EntryId, limit: usize) -> redis::RedisResult<Backlog> {
+    pub async fn page(&self, after: EntryId, limit: usize) -> redis::RedisResult<Page> {
         let mut redis = self.redis.clone();
-        let info: redis::Value = redis::cmd("XINFO")
-            .arg("STREAM")
-            .arg(&self.key)
-            .query_async(&mut redis)
-            .await
-            .unwrap_or(redis::Value::Nil);
-        let missed = trimmed_after(&info, after);
         let range: StreamRangeReply = redis::cmd("XRANGE")
             .arg(&self.key)
             .arg(format!("({after}"))
@@ -216,30 +258,25 @@ impl Feed {
             .arg(limit)
             .query_async(&mut redis)
             .await?;
-        let mut backlog = Backlog {
-            entries: Vec::with_capacity(range.ids.len()),
-            missed,
-        };
-        for entry in range.ids {
-            let Ok(id) = entry.id.parse() else { continue };
-            if let Some(rendered) = self.render(id, &entry.map).await {
-                backlog.entries.push(Arc::new(rendered));
-            }
-        }
-        Ok(backlog)
+        // Asked after the range: a trim between the two is taken for a miss (a reload too
+        // many), never the other way round.
+        let info = self.info(&mut redis).await?;
+        let newest = info_id(&info, "last-generated-id").unwrap_or(EntryId::ZERO);
+        Ok(Page {
+            entries: range
+                .ids
+                .iter()
+                .filter_map(|entry| Some((entry.id.parse().ok()?, change_of(&entry.map)?)))
+                .collect(),
+            missed: trimmed_after(&info, after),
+            ahead: (after > newest).then_some(newest),
+        })
     }
 
-    /// The change of an entry in the API's shapes (a task with its project's and assignee's
-    /// names, a project with its task counts, a notification unread); `None` for an entry this
-    /// build does not understand.
-    async fn render(&self, id: EntryId, fields: &HashMap<String, redis::Value>) -> Option<Entry> {
-        let fields: HashMap<String, String> = fields
-            .iter()
-            .filter_map(|(name, value)| {
-                Some((name.clone(), redis::from_redis_value_ref(value).ok()?))
-            })
-            .collect();
-        let change = Change::from_fields(&fields)?;
+    /// The SSE `data` of a change, in the API's shapes (a task with its project's and
+    /// assignee's names, a project with its task counts, a notification unread); `None` for a
+    /// document this build does not read.
+    pub async fn render(&self, change: &Change) -> Option<String> {
         let data = match change.kind {
             Kind::Task => {
                 let task: TaskView = serde_json::from_str(&change.document).ok()?;
@@ -254,7 +291,7 @@ impl Feed {
                         .unwrap_or_default();
                     Some(Task::on(task, today(), &names))
                 };
-                encode(&change, deleted, view)
+                encode(change, deleted, view)
             }
             Kind::Project => {
                 let project: ProjectView = serde_json::from_str(&change.document).ok()?;
@@ -266,15 +303,48 @@ impl Feed {
                     .get(&project.id)
                     .map(stats::status_counts)
                     .unwrap_or_default();
-                encode(&change, false, Some(Project::new(project, counts)))
+                encode(change, false, Some(Project::new(project, counts)))
             }
             Kind::Notification => {
                 let notification: NotificationView = serde_json::from_str(&change.document).ok()?;
-                encode(&change, false, Some(Notification::new(notification, None)))
+                encode(change, false, Some(Notification::new(notification, None)))
             }
         };
-        Some(Entry { id, change, data })
+        Some(data)
     }
+}
+
+/// The change of an entry's fields; `None` for one this build does not understand.
+fn change_of(fields: &HashMap<String, redis::Value>) -> Option<Change> {
+    let fields: HashMap<String, String> = fields
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), redis::from_redis_value_ref(value).ok()?)))
+        .collect();
+    Change::from_fields(&fields)
+}
+
+/// The field/value pairs of an `XINFO STREAM` reply (RESP2 array or RESP3 map).
+fn info_pairs(info: &redis::Value) -> Vec<(&redis::Value, &redis::Value)> {
+    match info {
+        redis::Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|pair| Some((pair.first()?, pair.get(1)?)))
+            .collect(),
+        redis::Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn info_field<'a>(info: &'a redis::Value, name: &str) -> Option<&'a redis::Value> {
+    info_pairs(info).into_iter().find_map(|(key, value)| {
+        (redis::from_redis_value_ref::<String>(key).ok()? == name).then_some(value)
+    })
+}
+
+fn info_id(info: &redis::Value, name: &str) -> Option<EntryId> {
+    info_field(info, name)
+        .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
+        .and_then(|id| id.parse().ok())
 }
 
 /// Whether the stream described by `info` (the reply of `XINFO STREAM`) trimmed away an entry
@@ -282,31 +352,13 @@ impl Feed {
 /// one later than `after`). A client whose own last entry was trimmed is told so too, which
 /// costs it only a reload.
 fn trimmed_after(info: &redis::Value, after: EntryId) -> bool {
-    let pairs: Vec<(&redis::Value, &redis::Value)> = match info {
-        redis::Value::Array(items) => items
-            .chunks(2)
-            .filter_map(|pair| Some((pair.first()?, pair.get(1)?)))
-            .collect(),
-        redis::Value::Map(pairs) => pairs.iter().map(|(k, v)| (k, v)).collect(),
-        _ => return false,
-    };
-    let field = |name: &str| {
-        pairs.iter().find_map(|(key, value)| {
-            (redis::from_redis_value_ref::<String>(key).ok()? == name).then_some(*value)
-        })
-    };
-    let id = |name: &str| {
-        field(name)
-            .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
-            .and_then(|id| id.parse::<EntryId>().ok())
-    };
-    let length = field("length")
+    let length = info_field(info, "length")
         .and_then(|value| redis::from_redis_value_ref::<u64>(value).ok())
         .unwrap_or(0);
     if length == 0 {
-        id("last-generated-id").is_some_and(|last| last > after)
+        info_id(info, "last-generated-id").is_some_and(|last| last > after)
     } else {
-        id("recorded-first-entry-id").is_some_and(|first| first > after)
+        info_id(info, "recorded-first-entry-id").is_some_and(|first| first > after)
     }
 }
 

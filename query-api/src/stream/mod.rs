@@ -25,9 +25,8 @@
 
 pub mod feed;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use auth::{AuthError, AuthUser};
@@ -38,7 +37,7 @@ use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use domain::Role;
 use futures::Stream;
-use read_model::changes::Kind;
+use read_model::changes::{Change, Kind};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -46,7 +45,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 pub use self::feed::Feed;
-use self::feed::{Entry, EntryId};
+use self::feed::{EntryId, Message};
 use crate::error::ApiError;
 use crate::extract::{AppQuery, Viewer};
 use crate::state::AppState;
@@ -55,9 +54,6 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new().route("/stream", get(stream))
 }
-
-/// The most changes a resuming client is sent from the feed.
-const RESUME_LIMIT: usize = 10_000;
 
 /// `GET /stream` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -118,7 +114,7 @@ pub async fn stream(
     // Subscribe before anything is read, so that no change falls between the two.
     let live = state.feed.subscribe();
     let visible = visible_set(&state, &viewer).await?;
-    let mut session = Session {
+    let session = Session {
         token: auth::extract::bearer_token(&headers)
             .unwrap_or_default()
             .to_owned(),
@@ -134,36 +130,15 @@ pub async fn stream(
         viewer,
         only,
         visible,
+        versions: HashMap::new(),
+        resuming: resume,
         backlog: VecDeque::new(),
         live,
-        last: EntryId::ZERO,
+        last: resume.unwrap_or(EntryId::ZERO),
         pending: VecDeque::from([Event::default().comment("connected")]),
+        reload: false,
         done: false,
     };
-    if let Some(after) = resume {
-        let backlog = session
-            .state
-            .feed
-            .since(after, RESUME_LIMIT)
-            .await
-            .map_err(|error| ApiError::unavailable("redis", &error))?;
-        if backlog.missed || backlog.entries.len() >= RESUME_LIMIT {
-            session.pending.push_back(
-                Event::default().event("reset").data(
-                    json!({
-                        "reason": "missed",
-                        "message": format!(
-                            "changes after {after} are no longer in the feed; read the current \
-                             state with GET, then carry on with this stream"
-                        ),
-                    })
-                    .to_string(),
-                ),
-            );
-        }
-        session.last = after;
-        session.backlog = backlog.entries.into();
-    }
     let events = futures::stream::unfold(session, |mut session| async move {
         session.next().await.map(|event| (Ok(event), session))
     });
@@ -192,16 +167,26 @@ struct Session {
     only: Option<String>,
     /// The projects the viewer sees (`None`: all, an admin).
     visible: Option<HashSet<String>>,
-    /// Missed changes to send first (a resume).
-    backlog: VecDeque<Arc<Entry>>,
-    live: tokio::sync::broadcast::Receiver<Arc<Entry>>,
+    /// The newest version seen of each project: an older entry of a project (appended late by
+    /// a projector that lost its partitions) never gives access back.
+    versions: HashMap<String, i64>,
+    /// Reading the missed changes after this id, a page at a time (a resume).
+    resuming: Option<EntryId>,
+    /// A page of missed changes still to filter and send.
+    backlog: VecDeque<(EntryId, Change)>,
+    live: tokio::sync::broadcast::Receiver<Message>,
     /// The last entry handled (sent or filtered out).
     last: EntryId,
     /// Events to send before waiting again.
     pending: VecDeque<Event>,
+    /// Read the visible projects again before the next change (changes were missed).
+    reload: bool,
     /// Nothing follows the pending events.
     done: bool,
 }
+
+/// Entries read per page while resuming.
+const PAGE: usize = 200;
 
 impl Session {
     async fn next(&mut self) -> Option<Event> {
@@ -212,11 +197,26 @@ impl Session {
             if self.done {
                 return None;
             }
-            if let Some(entry) = self.backlog.pop_front() {
-                self.offer(&entry);
+            if self.reload {
+                self.reload = false;
+                self.reload_visible().await;
+                continue;
+            }
+            if let Some((id, change)) = self.backlog.pop_front() {
+                if id > self.last && self.admits(id, &change) {
+                    match self.state.feed.render(&change).await {
+                        Some(data) => self.send(id, &change, data),
+                        None => continue,
+                    }
+                }
+                continue;
+            }
+            if let Some(after) = self.resuming {
+                self.read_page(after).await;
                 continue;
             }
             tokio::select! {
+                () = self.state.shutdown.cancelled() => self.end("shutdown"),
                 () = tokio::time::sleep_until(self.expires) => self.end("expired_token"),
                 _ = self.heartbeat.tick() => {
                     self.check().await;
@@ -225,11 +225,12 @@ impl Session {
                     }
                 }
                 received = self.live.recv() => match received {
-                    Ok(entry) => {
-                        if entry.id > self.last {
-                            self.offer(&entry);
+                    Ok(Message::Change(entry)) => {
+                        if entry.id > self.last && self.admits(entry.id, &entry.change) {
+                            self.send(entry.id, &entry.change, entry.data.clone());
                         }
                     }
+                    Ok(Message::Missed) => self.missed(),
                     Err(RecvError::Lagged(missed)) => {
                         self.pending.push_back(Event::default().event("lagged").data(
                             json!({
@@ -247,10 +248,52 @@ impl Session {
         }
     }
 
-    /// Queues `entry` if the viewer may see it (keeping the visible projects up to date).
-    fn offer(&mut self, entry: &Entry) {
-        self.last = entry.id;
-        let change = &entry.change;
+    /// The next page of a resume: what it holds goes to the backlog; a gap is told.
+    async fn read_page(&mut self, after: EntryId) {
+        match self.state.feed.page(after, PAGE).await {
+            Ok(page) => {
+                if let Some(newest) = page.ahead {
+                    // An id the feed never made: start from its newest entry.
+                    self.last = newest;
+                    self.resuming = None;
+                    self.missed();
+                    return;
+                }
+                if page.missed {
+                    self.missed();
+                }
+                self.resuming = (page.entries.len() == PAGE)
+                    .then(|| page.entries.last().map(|(id, _)| *id))
+                    .flatten();
+                self.backlog.extend(page.entries);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "stream: reading missed changes failed");
+                self.end("unavailable");
+            }
+        }
+    }
+
+    /// Changes were lost to this stream: the client reloads; the visible projects are read
+    /// again (a lost change may have ended a membership).
+    fn missed(&mut self) {
+        self.pending.push_back(
+            Event::default().event("reset").data(
+                json!({
+                    "reason": "missed",
+                    "message": "some changes are no longer in the feed; read the current \
+                                state with GET, then carry on with this stream",
+                })
+                .to_string(),
+            ),
+        );
+        self.reload = true;
+    }
+
+    /// Whether the viewer may see the change `id` (keeping the visible projects up to date);
+    /// the entry counts as handled either way.
+    fn admits(&mut self, id: EntryId, change: &Change) -> bool {
+        self.last = id;
         let me = self.viewer.id();
         let sees = match change.kind {
             Kind::Notification => change.audience.contains(&me),
@@ -258,41 +301,80 @@ impl Session {
                 .visible
                 .as_ref()
                 .is_none_or(|visible| visible.contains(&change.project_id)),
-            Kind::Project => match &mut self.visible {
-                None => true,
-                Some(visible) if change.audience.contains(&me) => {
-                    visible.insert(change.id.clone());
-                    true
+            Kind::Project => {
+                let newest = self.versions.entry(change.id.clone()).or_default();
+                if change.version < *newest {
+                    return false;
                 }
-                Some(visible) => {
-                    if visible.remove(&change.id)
-                        && self.only.as_ref().is_none_or(|only| *only == change.id)
-                    {
-                        self.pending.push_back(
-                            Event::default()
-                                .event("access_revoked")
-                                .data(json!({ "type": "project", "id": change.id }).to_string()),
-                        );
+                *newest = change.version;
+                let member = change.audience.contains(&me);
+                match &mut self.visible {
+                    None => true,
+                    Some(visible) if member => {
+                        visible.insert(change.id.clone());
+                        true
                     }
-                    false
+                    Some(_) => {
+                        self.revoke(&change.id);
+                        false
+                    }
                 }
-            },
+            }
         };
-        let wanted = self
+        sees && self
             .only
             .as_ref()
-            .is_none_or(|only| *only == change.project_id);
-        if sees && wanted {
+            .is_none_or(|only| *only == change.project_id)
+    }
+
+    fn send(&mut self, id: EntryId, change: &Change, data: String) {
+        self.pending.push_back(
+            Event::default()
+                .id(id.to_string())
+                .event(change.kind.as_str())
+                .data(data),
+        );
+    }
+
+    /// The viewer no longer sees `project`: told once (if the stream shows it), then nothing
+    /// more of it.
+    fn revoke(&mut self, project: &str) {
+        let was_visible = self
+            .visible
+            .as_mut()
+            .is_some_and(|visible| visible.remove(project));
+        if was_visible && self.only.as_deref().is_none_or(|only| only == project) {
             self.pending.push_back(
                 Event::default()
-                    .id(entry.id.to_string())
-                    .event(change.kind.as_str())
-                    .data(entry.data.as_str()),
+                    .event("access_revoked")
+                    .data(json!({ "type": "project", "id": project }).to_string()),
             );
         }
     }
 
-    /// Checks the token again (revocation, account, password, role).
+    /// Reads the visible projects again from the read model: a membership that ended while its
+    /// change never reached this stream ends here too.
+    async fn reload_visible(&mut self) {
+        match visible_set(&self.state, &self.viewer).await {
+            Ok(Some(now)) => {
+                let lost: Vec<String> = self
+                    .visible
+                    .iter()
+                    .flatten()
+                    .filter(|project| !now.contains(*project))
+                    .cloned()
+                    .collect();
+                for project in lost {
+                    self.revoke(&project);
+                }
+                self.visible = Some(now);
+            }
+            Ok(None) => self.visible = None,
+            Err(_) => self.end("unavailable"),
+        }
+    }
+
+    /// Checks the token again (revocation, account, password, role) and the visible projects.
     async fn check(&mut self) {
         match self
             .state
@@ -301,14 +383,8 @@ impl Session {
             .await
         {
             Ok(claims) => {
-                let admin = claims.role == Role::Admin;
-                if admin != self.viewer.admin {
-                    self.viewer.admin = admin;
-                    match visible_set(&self.state, &self.viewer).await {
-                        Ok(visible) => self.visible = visible,
-                        Err(_) => self.end("unavailable"),
-                    }
-                }
+                self.viewer.admin = claims.role == Role::Admin;
+                self.reload_visible().await;
             }
             Err(error) => self.end(match error {
                 AuthError::ExpiredToken => "expired_token",

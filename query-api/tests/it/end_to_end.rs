@@ -24,13 +24,17 @@ impl System {
 
     /// The whole system on `db` (which may hold events already: the relay publishes them).
     pub async fn start_on(db: TestDatabase) -> Self {
-        Self::start_with(db, |_| {}).await
+        Self::start_with(db, |_, _| {}).await
     }
 
-    /// [`System::start_on`], with the query API's settings changed by `configure`.
+    /// [`System::start_on`], with the query API's and the projector's settings changed by
+    /// `configure`.
     pub async fn start_with(
         db: TestDatabase,
-        configure: impl FnOnce(&mut tasktrail_query_api::settings::Settings),
+        configure: impl FnOnce(
+            &mut tasktrail_query_api::settings::Settings,
+            &mut tasktrail_projector::settings::Settings,
+        ),
     ) -> Self {
         let read_side = ReadSide::new();
         let topic_prefix = unique_name("qe2e");
@@ -41,7 +45,9 @@ impl System {
         service_runtime::telemetry::init(&query.log);
         // The first read waits for the projector's consumer group to join on the dev broker.
         query.read.min_version_timeout_ms = 30_000;
-        configure(&mut query);
+        let mut projector: tasktrail_projector::settings::Settings =
+            service_runtime::settings::load(&[("http.port", "0")]).expect("projector settings");
+        configure(&mut query, &mut projector);
         let query_url = spawn(
             tasktrail_query_api::startup::build(query)
                 .await
@@ -66,8 +72,6 @@ impl System {
                 .expect("build the command API"),
         );
 
-        let mut projector: tasktrail_projector::settings::Settings =
-            service_runtime::settings::load(&[("http.port", "0")]).expect("projector settings");
         projector.http = HttpSettings::with_port(0);
         projector.database = database;
         projector.kafka = servers().kafka.clone();

@@ -17,7 +17,7 @@ use serde_json::Value;
 use service_runtime::settings::{HttpSettings, MongoSettings, Secret};
 use tasktrail_query_api::settings::Settings;
 use tasktrail_query_api::startup;
-use test_support::{TestDatabase, servers, spawn, unique_name};
+use test_support::{TestDatabase, servers, unique_name};
 use uuid::Uuid;
 
 /// The HS256 secret of these tests.
@@ -32,6 +32,9 @@ pub struct TestApp {
     pub redis: ConnectionManager,
     pub prefix: String,
     pub tokens: Tokens,
+    /// Stops the server (as SIGTERM does) when sent to, or dropped.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// An answer.
@@ -98,7 +101,12 @@ impl TestApp {
         configure(&mut settings);
         settings.log.filter = "warn".to_owned();
         service_runtime::telemetry::init(&settings.log);
-        let url = spawn(startup::build(settings).await.expect("build the query API"));
+        let server = startup::build(settings).await.expect("build the query API");
+        let url = format!("http://127.0.0.1:{}", server.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run_until_stopped(async move {
+            let _stopped_or_dropped = stopped.await;
+        }));
         let client = read_model::mongo::connect(&servers().mongo)
             .await
             .expect("MongoDB client");
@@ -116,7 +124,17 @@ impl TestApp {
             redis,
             prefix,
             tokens,
+            stop: Some(stop),
+            running: Some(running),
         }
+    }
+
+    /// Stops the server as SIGTERM does; resolves when it stopped serving.
+    pub fn stop(&mut self) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.running.take().expect("running")
     }
 
     /// A valid token of `user_id`, who is put in the write-side registry with `role` first
@@ -373,7 +391,7 @@ pub fn task(project: &ProjectView, title: &str, created_second: i64) -> TaskView
         description: String::new(),
         status: "pending".to_owned(),
         priority: "normal".to_owned(),
-        priority_rank: 1,
+        priority_rank: Some(1),
         labels: Vec::new(),
         assignee_id: None,
         created_by: project.owner_id.clone(),

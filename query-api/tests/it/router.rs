@@ -16,7 +16,7 @@ use crate::helpers::{SECRET, settings};
 async fn app() -> (Router, TestDatabase) {
     let db = TestDatabase::new().await;
     let settings = settings(&db, &unique_name("qtest"), &unique_name("qtest"));
-    let (router, _revocations) = startup::app(&settings).await.expect("app");
+    let router = startup::app(&settings).await.expect("app").router;
     (router, db)
 }
 

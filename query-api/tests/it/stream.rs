@@ -264,11 +264,96 @@ async fn a_client_that_reconnects_with_last_event_id_gets_what_it_missed() {
     stale = open(&system, &ada, "", first.id.as_deref()).await;
     let reset = stale.next(SOON).await.expect("an event");
     assert_eq!(reset.event, "reset", "{reset:?}");
+
+    // An id later than any the feed made (forged, or from before Redis lost its data): the
+    // client is told to reload, and the stream carries on from the newest change.
+    let mut ahead = open(&system, &ada, "", Some("99999999999999-0")).await;
+    let reset = ahead.next(SOON).await.expect("an event");
+    assert_eq!(reset.event, "reset", "{reset:?}");
+    let changed = system
+        .command(
+            Method::PUT,
+            &format!("/tasks/{task}/priority"),
+            Some(&ada.token),
+            json!({ "priority": "high" }),
+        )
+        .await;
+    let version = changed["version"].as_i64().expect("version");
+    ahead
+        .next_where(SOON, is("task", &task, version))
+        .await
+        .expect("live changes after the reset");
+}
+
+#[tokio::test]
+async fn a_member_removed_whose_change_never_reaches_the_feed_loses_access_at_a_heartbeat() {
+    // No change feed at all: only the heartbeat's look at the read model can tell.
+    let system = System::start_with(TestDatabase::new().await, |query, projector| {
+        query.stream.heartbeat_secs = 1;
+        projector.projector.stream_max_len = 0;
+    })
+    .await;
+    let alice = user(&system, "alice").await;
+    let bob = user(&system, "bob").await;
+    let (apollo, _) = create(&system, &alice, "/projects", json!({ "name": "Apollo" })).await;
+    let added = system
+        .command(
+            Method::POST,
+            &format!("/projects/{apollo}/members"),
+            Some(&alice.token),
+            json!({ "user_id": bob.id }),
+        )
+        .await;
+    let (status, _) = system
+        .query(
+            &format!("/projects/{apollo}?min_version={}", added["version"]),
+            &bob.token,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "bob is a member");
+    let mut bobs = open(&system, &bob, "", None).await;
+    system
+        .command(
+            Method::DELETE,
+            &format!("/projects/{apollo}/members/{}", bob.id),
+            Some(&alice.token),
+            json!({}),
+        )
+        .await;
+    let revoked = bobs
+        .next_where(SOON, |e| e.event == "access_revoked")
+        .await
+        .expect("bob is told at a heartbeat");
+    assert_eq!(revoked.json()["id"], apollo.as_str());
+}
+
+#[tokio::test]
+async fn stopping_the_server_ends_open_streams() {
+    let mut app = crate::helpers::TestApp::spawn().await;
+    let ada = crate::helpers::user("ada", "Ada", "Lovelace");
+    let token = app.token(&ada.id, domain::Role::User).await;
+    let url = format!("{}/stream", app.url);
+    let (status, stream) = EventStream::open(&app.http, &url, &token, None)
+        .await
+        .expect("GET /stream");
+    assert_eq!(status, 200);
+    let mut stream = stream.expect("a stream");
+    let stopped = app.stop();
+    let end = stream
+        .next_where(SOON, |e| e.event == "end")
+        .await
+        .expect("the stream is ended");
+    assert_eq!(end.json()["reason"], "shutdown");
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the server stops without waiting for the stream's client")
+        .expect("the server task")
+        .expect("served");
 }
 
 #[tokio::test]
 async fn a_revoked_token_ends_the_stream() {
-    let system = System::start_with(TestDatabase::new().await, |query| {
+    let system = System::start_with(TestDatabase::new().await, |query, _| {
         query.stream.heartbeat_secs = 1;
     })
     .await;
