@@ -1,7 +1,11 @@
 use tasktrail_command_api::settings::Settings;
-use tasktrail_command_api::startup;
+use tasktrail_command_api::{demo, startup};
 
-const USAGE: &str = "usage: command-api [migrate]\n  (no argument)  serve the command API\n  migrate        apply the database migrations and exit";
+const USAGE: &str = "usage: command-api [migrate | create-admin USERNAME EMAIL | demo-data]
+  (no argument)  serve the command API
+  migrate        apply the database migrations and exit
+  create-admin   register an administrator (the password is read from TASKTRAIL_ADMIN_PASSWORD)
+  demo-data      on an empty event store, add demo users, projects and tasks (TASKTRAIL_DEMO_DATA=false: skip)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,6 +16,36 @@ async fn main() -> anyhow::Result<()> {
         Some("migrate") => {
             let pool = event_store::connect_lazy(&settings.database)?;
             event_store::migrate(&pool).await
+        }
+        Some("create-admin") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            let [username, email] = args.as_slice() else {
+                anyhow::bail!("create-admin takes a username and an e-mail address\n{USAGE}");
+            };
+            let password = std::env::var("TASKTRAIL_ADMIN_PASSWORD").map_err(|_| {
+                anyhow::anyhow!("set TASKTRAIL_ADMIN_PASSWORD to the new administrator's password")
+            })?;
+            let id = demo::create_admin(&settings, username, email, &password).await?;
+            tracing::info!(%id, username, "administrator registered");
+            Ok(())
+        }
+        Some("demo-data") => {
+            if std::env::var("TASKTRAIL_DEMO_DATA")
+                .is_ok_and(|v| matches!(v.as_str(), "false" | "0"))
+            {
+                tracing::info!("TASKTRAIL_DEMO_DATA is off: no demo data");
+                return Ok(());
+            }
+            match demo::seed(&settings).await? {
+                demo::Seeded::Added { events } => {
+                    let url = format!("http://127.0.0.1:{}", settings.http.port);
+                    tracing::info!(events, "{}", demo::sign_in_help(&url));
+                }
+                demo::Seeded::StoreNotEmpty => {
+                    tracing::info!("the event store is not empty: no demo data added");
+                }
+            }
+            Ok(())
         }
         Some("-h" | "--help") => {
             tracing::info!("{USAGE}");

@@ -3,6 +3,7 @@
 //! prefixes.
 
 mod commands;
+mod demo;
 mod helpers;
 mod readiness;
 mod router;
