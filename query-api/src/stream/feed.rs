@@ -108,6 +108,8 @@ pub struct Page {
     /// The id is later than any entry the feed made (forged, or from before Redis lost its
     /// data): the newest entry's id, to carry on from.
     pub ahead: Option<EntryId>,
+    /// The page was full: the id of its last entry, to read the next page after.
+    pub more_after: Option<EntryId>,
 }
 
 /// The change feed of this replica.
@@ -262,7 +264,13 @@ impl Feed {
         // many), never the other way round.
         let info = self.info(&mut redis).await?;
         let newest = info_id(&info, "last-generated-id").unwrap_or(EntryId::ZERO);
+        let full = range.ids.len() >= limit;
         Ok(Page {
+            more_after: range
+                .ids
+                .last()
+                .filter(|_| full)
+                .and_then(|entry| entry.id.parse().ok()),
             entries: range
                 .ids
                 .iter()

@@ -262,9 +262,7 @@ impl Session {
                 if page.missed {
                     self.missed();
                 }
-                self.resuming = (page.entries.len() == PAGE)
-                    .then(|| page.entries.last().map(|(id, _)| *id))
-                    .flatten();
+                self.resuming = page.more_after;
                 self.backlog.extend(page.entries);
             }
             Err(error) => {

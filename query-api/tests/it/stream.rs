@@ -461,3 +461,60 @@ async fn bad_stream_requests_are_refused() {
         .expect("request");
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_resume_gets_every_missed_change_across_pages() {
+    let system = System::start_on(TestDatabase::new().await).await;
+    let ada = user(&system, "ada").await;
+    let mut redis = redis::Client::open(servers().redis.url.expose())
+        .expect("redis")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let key = read_model::changes::key(&system.read_side.prefix);
+    let notification = |n: usize| {
+        read_model::changes::Change {
+            kind: read_model::changes::Kind::Notification,
+            id: format!("n{n}"),
+            version: 0,
+            project_id: "p".to_owned(),
+            audience: vec![ada.id.clone()],
+            document: json!({
+                "_id": format!("n{n}"), "user_id": ada.id, "kind": "task_assigned",
+                "task_id": "t", "project_id": "p", "message": format!("number {n}"),
+                "actor_id": null, "created_at": "2026-12-06T00:00:00Z",
+            })
+            .to_string(),
+        }
+        .fields()
+    };
+    let first: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg(&notification(0)[..])
+        .query_async(&mut redis)
+        .await
+        .expect("XADD");
+    // Missed while away: more than two pages of the resume (200 each).
+    let mut pipe = redis::pipe();
+    for n in 1..=450 {
+        pipe.cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg(&notification(n)[..])
+            .ignore();
+    }
+    let () = pipe.query_async(&mut redis).await.expect("XADD");
+    let mut resumed = open(&system, &ada, "", Some(&first)).await;
+    for n in 1..=450 {
+        let event = resumed.next(SOON).await.expect("every missed change");
+        assert_eq!(
+            (
+                event.event.as_str(),
+                event.json()["view"]["message"].clone()
+            ),
+            ("notification", json!(format!("number {n}"))),
+            "{event:?}"
+        );
+    }
+}
