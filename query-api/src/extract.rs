@@ -19,6 +19,14 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// The viewer of verified claims (their role being the user's current one).
+    pub fn of(claims: &auth::Claims) -> Self {
+        Self {
+            user_id: claims.sub,
+            admin: claims.role == Role::Admin,
+        }
+    }
+
     /// The caller's id as stored in the read models.
     pub fn id(&self) -> String {
         self.user_id.to_string()
@@ -34,9 +42,6 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user = AuthUser::from_request_parts(parts, state).await?;
-        Ok(Self {
-            user_id: user.claims.sub,
-            admin: user.claims.role == Role::Admin,
-        })
+        Ok(Self::of(&user.claims))
     }
 }

@@ -38,15 +38,6 @@ pub mod priority {
     /// Every priority, least urgent first (the index is its rank).
     pub const ALL: [&str; 4] = [LOW, NORMAL, HIGH, URGENT];
 
-    /// The rank of a priority: 0 (`low`) to 3 (`urgent`); an unknown name ranks as `normal`.
-    #[must_use]
-    pub fn rank(priority: &str) -> i32 {
-        ALL.iter()
-            .position(|p| *p == priority)
-            .and_then(|rank| i32::try_from(rank).ok())
-            .unwrap_or(1)
-    }
-
     pub(crate) fn normal() -> String {
         NORMAL.to_owned()
     }
@@ -154,7 +145,8 @@ pub struct TaskView {
     /// `normal`, which is what their events upcast to.
     #[serde(default = "priority::normal")]
     pub priority: String,
-    /// [`priority::rank`] of `priority`: what lists sort by. `None` on a document a projector
+    /// The rank of `priority`, 0 (`low`) to 3 (`urgent`) (`domain::TaskPriority::rank`): what
+    /// lists sort by. `None` on a document a projector
     /// wrote before priorities existed (and since, until its priority changes): the
     /// statistics did not count its priority, so they do not uncount it either; `projector
     /// replay` gives every document its rank.

@@ -1,5 +1,7 @@
 //! The overdue pass: a notification for every open task past its due date.
 
+use std::collections::HashSet;
+
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use futures::TryStreamExt as _;
@@ -78,7 +80,7 @@ impl Store {
                 let made = std::mem::take(&mut made);
                 if announce {
                     // Those not refused as duplicates are new.
-                    let refused: Vec<usize> = errors
+                    let refused: HashSet<usize> = errors
                         .iter()
                         .filter_map(|error| {
                             usize::try_from(error.as_document()?.get_i32("index").ok()?).ok()

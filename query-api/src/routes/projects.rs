@@ -6,6 +6,8 @@
     reason = "utoipa's `params(..)` expansion qualifies the IntoParams types"
 )]
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -144,14 +146,21 @@ async fn with_counts(
     let counters = state.store.project_counters(&ids).await?;
     Ok(projects
         .into_iter()
-        .map(|project| {
-            let task_counts = counters
-                .get(&project.id)
-                .map(stats::status_counts)
-                .unwrap_or_default();
-            Project::new(project, task_counts)
-        })
+        .map(|project| counted(project, &counters))
         .collect())
+}
+
+/// The project as the API shows it, with its task counts from `counters` (the statistics
+/// counters by project id, as [`crate::store::ReadStore::project_counters`] reads them).
+pub(crate) fn counted(
+    project: ProjectView,
+    counters: &HashMap<String, HashMap<String, i64>>,
+) -> Project {
+    let task_counts = counters
+        .get(&project.id)
+        .map(stats::status_counts)
+        .unwrap_or_default();
+    Project::new(project, task_counts)
 }
 
 /// The project if `viewer` may see it, waiting for `min_version` if given.

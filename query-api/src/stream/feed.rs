@@ -22,9 +22,9 @@ use redis::streams::{StreamRangeReply, StreamReadReply};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::routes::stats;
+use crate::routes::projects;
 use crate::store::ReadStore;
-use crate::views::{Notification, Project, Task, today};
+use crate::views::{Notification, Task, today};
 
 /// How long one `XREAD` blocks before it is sent again (it returns at once when a change comes).
 const BLOCK: Duration = Duration::from_secs(2);
@@ -303,15 +303,12 @@ impl Feed {
             }
             Kind::Project => {
                 let project: ProjectView = serde_json::from_str(&change.document).ok()?;
-                let counts = self
+                let counters = self
                     .store
                     .project_counters(&[project.id.as_str()])
                     .await
-                    .unwrap_or_default()
-                    .get(&project.id)
-                    .map(stats::status_counts)
                     .unwrap_or_default();
-                encode(change, false, Some(Project::new(project, counts)))
+                encode(change, false, Some(projects::counted(project, &counters)))
             }
             Kind::Notification => {
                 let notification: NotificationView = serde_json::from_str(&change.document).ok()?;

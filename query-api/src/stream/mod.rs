@@ -35,7 +35,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::routing::get;
-use domain::Role;
 use futures::Stream;
 use read_model::changes::{Change, Kind};
 use serde::Deserialize;
@@ -86,10 +85,7 @@ pub async fn stream(
     headers: HeaderMap,
     AppQuery(params): AppQuery<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let viewer = Viewer {
-        user_id: user.claims.sub,
-        admin: user.claims.role == Role::Admin,
-    };
+    let viewer = Viewer::of(&user.claims);
     let resume = match headers.get("last-event-id") {
         None => None,
         Some(value) => Some(
@@ -381,7 +377,7 @@ impl Session {
             .await
         {
             Ok(claims) => {
-                self.viewer.admin = claims.role == Role::Admin;
+                self.viewer = Viewer::of(&claims);
                 self.reload_visible().await;
             }
             Err(error) => self.end(match error {
