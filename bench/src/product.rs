@@ -135,12 +135,33 @@ impl Api {
         task: &str,
         status: &str,
     ) -> anyhow::Result<i64> {
+        self.put_task(actor, task, "status", status).await
+    }
+
+    /// `PUT /tasks/{id}/priority`: the new version.
+    pub async fn set_priority(
+        &self,
+        actor: &Actor,
+        task: &str,
+        priority: &str,
+    ) -> anyhow::Result<i64> {
+        self.put_task(actor, task, "priority", priority).await
+    }
+
+    /// `PUT /tasks/{id}/{field}` with `{field: value}`: the new version.
+    async fn put_task(
+        &self,
+        actor: &Actor,
+        task: &str,
+        field: &str,
+        value: &str,
+    ) -> anyhow::Result<i64> {
         let reply = self
             .send(
                 reqwest::Method::PUT,
-                &format!("/tasks/{task}/status"),
+                &format!("/tasks/{task}/{field}"),
                 Some(&actor.token),
-                &json!({ "status": status }),
+                &json!({ field: value }),
             )
             .await?;
         reply["version"].as_i64().context("no version")

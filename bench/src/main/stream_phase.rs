@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde_json::json;
 use tasktrail_bench::load::Latencies;
 use tasktrail_bench::product::{Actor, Api};
 use tasktrail_bench::report::{Report, progress as say};
@@ -33,16 +32,8 @@ pub(crate) async fn measure(
     let samples = if quick { 30 } else { 300 };
     for n in 0..samples {
         let priority = if n % 2 == 0 { "high" } else { "low" };
-        let reply = api
-            .send(
-                reqwest::Method::PUT,
-                &format!("/tasks/{task}/priority"),
-                Some(&actor.token),
-                &json!({ "priority": priority }),
-            )
-            .await?;
+        let version = api.set_priority(actor, &task, priority).await?;
         let accepted = Instant::now();
-        let version = reply["version"].as_i64().context("no version")?;
         let seen = stream
             .next_where(WAIT, |event| {
                 let data = event.json();
@@ -87,16 +78,8 @@ pub(crate) async fn measure(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let held = query.rss_mib();
     // One change reaches every one of them.
-    let reply = api
-        .send(
-            reqwest::Method::PUT,
-            &format!("/tasks/{task}/priority"),
-            Some(&actor.token),
-            &json!({ "priority": "urgent" }),
-        )
-        .await?;
+    let version = api.set_priority(actor, &task, "urgent").await?;
     let accepted = Instant::now();
-    let version = reply["version"].as_i64().context("no version")?;
     let mut reached = 0;
     for stream in &mut streams {
         let seen = stream

@@ -75,6 +75,74 @@ async fn create(system: &System, owner: &User, path: &str, body: Value) -> (Stri
     )
 }
 
+/// A Redis connection and the key of `system`'s change feed, to write to it directly.
+async fn feed(system: &System) -> (redis::aio::MultiplexedConnection, String) {
+    let redis = redis::Client::open(servers().redis.url.expose())
+        .expect("redis")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    (redis, read_model::changes::key(&system.read_side.prefix))
+}
+
+/// `PUT /tasks/{task}/priority` by `user`; the task's new version.
+async fn set_priority(system: &System, user: &User, task: &str, priority: &str) -> i64 {
+    system
+        .command(
+            Method::PUT,
+            &format!("/tasks/{task}/priority"),
+            Some(&user.token),
+            json!({ "priority": priority }),
+        )
+        .await["version"]
+        .as_i64()
+        .expect("version")
+}
+
+/// `owner` adds (`POST`) or removes (`DELETE`) `member` in `project`; the project's version.
+async fn membership(
+    system: &System,
+    method: Method,
+    owner: &User,
+    project: &str,
+    member: &User,
+) -> i64 {
+    let (path, body) = if method == Method::DELETE {
+        (
+            format!("/projects/{project}/members/{}", member.id),
+            json!({}),
+        )
+    } else {
+        (
+            format!("/projects/{project}/members"),
+            json!({ "user_id": member.id }),
+        )
+    };
+    system
+        .command(method, &path, Some(&owner.token), body)
+        .await["version"]
+        .as_i64()
+        .expect("version")
+}
+
+/// The `XADD` fields of a notification `n` for `recipient`, written straight into the feed.
+fn notification(recipient: &str, n: usize, message: &str) -> [(&'static str, String); 6] {
+    read_model::changes::Change {
+        kind: read_model::changes::Kind::Notification,
+        id: format!("n{n}"),
+        version: 0,
+        project_id: "p".to_owned(),
+        audience: vec![recipient.to_owned()],
+        document: json!({
+            "_id": format!("n{n}"), "user_id": recipient, "kind": "task_assigned",
+            "task_id": "t", "project_id": "p", "message": message,
+            "actor_id": null, "created_at": "2026-12-06T00:00:00Z",
+        })
+        .to_string(),
+    }
+    .fields()
+}
+
 #[tokio::test]
 async fn each_user_sees_only_what_they_may_and_a_removed_member_stops_seeing_it() {
     let system = System::start_on(TestDatabase::new().await).await;
@@ -83,14 +151,7 @@ async fn each_user_sees_only_what_they_may_and_a_removed_member_stops_seeing_it(
     let carol = user(&system, "carol").await;
     let (apollo, _) = create(&system, &alice, "/projects", json!({ "name": "Apollo" })).await;
     let (hermes, _) = create(&system, &carol, "/projects", json!({ "name": "Hermes" })).await;
-    system
-        .command(
-            Method::POST,
-            &format!("/projects/{apollo}/members"),
-            Some(&alice.token),
-            json!({ "user_id": bob.id }),
-        )
-        .await;
+    membership(&system, Method::POST, &alice, &apollo, &bob).await;
     let (task, _) = create(
         &system,
         &alice,
@@ -108,15 +169,7 @@ async fn each_user_sees_only_what_they_may_and_a_removed_member_stops_seeing_it(
     let mut alices_apollo = open(&system, &alice, &format!("?project_id={apollo}"), None).await;
 
     // Alice changes the priority: bob (a member) and alice's Apollo stream see it.
-    let changed = system
-        .command(
-            Method::PUT,
-            &format!("/tasks/{task}/priority"),
-            Some(&alice.token),
-            json!({ "priority": "urgent" }),
-        )
-        .await;
-    let version = changed["version"].as_i64().expect("version");
+    let version = set_priority(&system, &alice, &task, "urgent").await;
     let seen = bobs
         .next_where(SOON, is("task", &task, version))
         .await
@@ -160,27 +213,13 @@ async fn each_user_sees_only_what_they_may_and_a_removed_member_stops_seeing_it(
     );
 
     // Bob is removed from Apollo: he is told once, then sees nothing more of it.
-    system
-        .command(
-            Method::DELETE,
-            &format!("/projects/{apollo}/members/{}", bob.id),
-            Some(&alice.token),
-            json!({}),
-        )
-        .await;
+    membership(&system, Method::DELETE, &alice, &apollo, &bob).await;
     let revoked = bobs
         .next_where(SOON, |e| e.event == "access_revoked")
         .await
         .expect("bob is told he lost access");
     assert_eq!(revoked.json()["id"], apollo.as_str());
-    system
-        .command(
-            Method::PUT,
-            &format!("/tasks/{task}/priority"),
-            Some(&alice.token),
-            json!({ "priority": "low" }),
-        )
-        .await;
+    set_priority(&system, &alice, &task, "low").await;
     let (bobs_own, bobs_version) =
         create(&system, &bob, "/projects", json!({ "name": "Bob's" })).await;
     loop {
@@ -247,12 +286,7 @@ async fn a_client_that_reconnects_with_last_event_id_gets_what_it_missed() {
 
     // An id the feed trimmed long ago: the client is told to reload first.
     let mut stale = open(&system, &ada, "", Some("1-0")).await;
-    let mut redis = redis::Client::open(servers().redis.url.expose())
-        .expect("redis")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let key = read_model::changes::key(&system.read_side.prefix);
+    let (mut redis, key) = feed(&system).await;
     let _: i64 = redis::cmd("XTRIM")
         .arg(&key)
         .arg("MAXLEN")
@@ -270,15 +304,7 @@ async fn a_client_that_reconnects_with_last_event_id_gets_what_it_missed() {
     let mut ahead = open(&system, &ada, "", Some("99999999999999-0")).await;
     let reset = ahead.next(SOON).await.expect("an event");
     assert_eq!(reset.event, "reset", "{reset:?}");
-    let changed = system
-        .command(
-            Method::PUT,
-            &format!("/tasks/{task}/priority"),
-            Some(&ada.token),
-            json!({ "priority": "high" }),
-        )
-        .await;
-    let version = changed["version"].as_i64().expect("version");
+    let version = set_priority(&system, &ada, &task, "high").await;
     ahead
         .next_where(SOON, is("task", &task, version))
         .await
@@ -296,30 +322,16 @@ async fn a_member_removed_whose_change_never_reaches_the_feed_loses_access_at_a_
     let alice = user(&system, "alice").await;
     let bob = user(&system, "bob").await;
     let (apollo, _) = create(&system, &alice, "/projects", json!({ "name": "Apollo" })).await;
-    let added = system
-        .command(
-            Method::POST,
-            &format!("/projects/{apollo}/members"),
-            Some(&alice.token),
-            json!({ "user_id": bob.id }),
-        )
-        .await;
+    let added = membership(&system, Method::POST, &alice, &apollo, &bob).await;
     let (status, _) = system
         .query(
-            &format!("/projects/{apollo}?min_version={}", added["version"]),
+            &format!("/projects/{apollo}?min_version={added}"),
             &bob.token,
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::OK, "bob is a member");
     let mut bobs = open(&system, &bob, "", None).await;
-    system
-        .command(
-            Method::DELETE,
-            &format!("/projects/{apollo}/members/{}", bob.id),
-            Some(&alice.token),
-            json!({}),
-        )
-        .await;
+    membership(&system, Method::DELETE, &alice, &apollo, &bob).await;
     let revoked = bobs
         .next_where(SOON, |e| e.event == "access_revoked")
         .await
@@ -378,12 +390,7 @@ async fn a_slow_client_is_cut_off_while_the_others_keep_up() {
     let mut fast = open(&system, &ada, "", None).await;
     // Notifications for ada straight into the feed, 40 MB of them: far more than the socket
     // buffers of the slow client hold, so it falls more than the buffer (1024) behind.
-    let mut redis = redis::Client::open(servers().redis.url.expose())
-        .expect("redis")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let key = read_model::changes::key(&system.read_side.prefix);
+    let (mut redis, key) = feed(&system).await;
     let padding = "x".repeat(2000);
     let (chunks, per_chunk) = (80, 250);
     let total = chunks * per_chunk;
@@ -398,21 +405,7 @@ async fn a_slow_client_is_cut_off_while_the_others_keep_up() {
             }
             let mut pipe = redis::pipe();
             for n in 0..per_chunk {
-                let id = format!("n{chunk}-{n}");
-                let notification = json!({
-                    "_id": id, "user_id": ada.id, "kind": "task_assigned",
-                    "task_id": "t", "project_id": "p", "message": padding,
-                    "actor_id": null, "created_at": "2026-12-06T00:00:00Z",
-                });
-                let fields = read_model::changes::Change {
-                    kind: read_model::changes::Kind::Notification,
-                    id,
-                    version: 0,
-                    project_id: "p".to_owned(),
-                    audience: vec![ada.id.clone()],
-                    document: notification.to_string(),
-                }
-                .fields();
+                let fields = notification(&ada.id, chunk * per_chunk + n, &padding);
                 pipe.cmd("XADD")
                     .arg(&key)
                     .arg("*")
@@ -466,32 +459,12 @@ async fn bad_stream_requests_are_refused() {
 async fn a_resume_gets_every_missed_change_across_pages() {
     let system = System::start_on(TestDatabase::new().await).await;
     let ada = user(&system, "ada").await;
-    let mut redis = redis::Client::open(servers().redis.url.expose())
-        .expect("redis")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let key = read_model::changes::key(&system.read_side.prefix);
-    let notification = |n: usize| {
-        read_model::changes::Change {
-            kind: read_model::changes::Kind::Notification,
-            id: format!("n{n}"),
-            version: 0,
-            project_id: "p".to_owned(),
-            audience: vec![ada.id.clone()],
-            document: json!({
-                "_id": format!("n{n}"), "user_id": ada.id, "kind": "task_assigned",
-                "task_id": "t", "project_id": "p", "message": format!("number {n}"),
-                "actor_id": null, "created_at": "2026-12-06T00:00:00Z",
-            })
-            .to_string(),
-        }
-        .fields()
-    };
+    let (mut redis, key) = feed(&system).await;
+    let numbered = |n: usize| notification(&ada.id, n, &format!("number {n}"));
     let first: String = redis::cmd("XADD")
         .arg(&key)
         .arg("*")
-        .arg(&notification(0)[..])
+        .arg(&numbered(0)[..])
         .query_async(&mut redis)
         .await
         .expect("XADD");
@@ -501,7 +474,7 @@ async fn a_resume_gets_every_missed_change_across_pages() {
         pipe.cmd("XADD")
             .arg(&key)
             .arg("*")
-            .arg(&notification(n)[..])
+            .arg(&numbered(n)[..])
             .ignore();
     }
     let () = pipe.query_async(&mut redis).await.expect("XADD");
