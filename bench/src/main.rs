@@ -8,6 +8,8 @@
 //! `#[path]`: this crate root's modules would otherwise be looked up in `src/`, beside the
 //! library's.
 
+#[path = "main/attachments_phase.rs"]
+mod attachments_phase;
 #[path = "main/baseline_phase.rs"]
 mod baseline_phase;
 #[path = "main/catch_up.rs"]

@@ -20,6 +20,8 @@ pub struct Actor {
 #[derive(Debug, Clone)]
 pub struct Api {
     pub http: reqwest::Client,
+    /// The same, without following redirects (to look at one).
+    pub no_redirects: reqwest::Client,
     pub command: String,
     pub query: String,
 }
@@ -29,6 +31,10 @@ impl Api {
         Self {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
+                .build()
+                .unwrap_or_default(),
+            no_redirects: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default(),
             command: command.to_owned(),

@@ -64,6 +64,7 @@ impl Target {
             ("TASKTRAIL_MONGO__DATABASE", self.mongo_database.clone()),
             ("TASKTRAIL_REDIS__URL", self.redis_url.clone()),
             ("TASKTRAIL_REDIS__KEY_PREFIX", self.redis_prefix.clone()),
+            ("TASKTRAIL_STORAGE__PREFIX", self.redis_prefix.clone()),
             ("TASKTRAIL_AUTH__JWT_SECRET", JWT_SECRET.to_owned()),
             ("TASKTRAIL_RATE_LIMIT__ENABLED", "false".to_owned()),
             ("TASKTRAIL_LOG__FORMAT", "json".to_owned()),

@@ -5,9 +5,9 @@
 //!   the same command and events as any registration (its actor is the system: no user id).
 //! - [`seed`] (`command-api demo-data`, run by `scripts/dev up` and by docker compose): on an
 //!   empty event store, an administrator, three users, two projects with members and tasks in
-//!   every status (some overdue, so the deadline job makes notifications), sent through the
-//!   command API's own routes, in process: events like every other. On a store that holds any
-//!   event it adds nothing, so it never runs twice.
+//!   every status (some overdue, so the deadline job makes notifications) and an attachment,
+//!   sent through the command API's own routes, in process: events like every other. On a
+//!   store that holds any event it adds nothing, so it never runs twice.
 
 use axum::Router;
 use axum::body::Body;
@@ -32,6 +32,9 @@ pub const DEMO_USERS: [(&str, &str, &str); 3] = [
     ("grace", "Grace", "Hopper"),
     ("linus", "Linus", "Torvalds"),
 ];
+
+/// The demo attachment's text.
+const DEMO_ATTACHMENT: &str = "Launch checklist\n\n- [ ] post written and reviewed\n- [ ] signup form fixed\n- [ ] analytics on\n";
 
 /// The demo administrator's username.
 pub const DEMO_ADMIN: &str = "admin";
@@ -266,6 +269,7 @@ pub async fn seed(settings: &Settings) -> anyhow::Result<Seeded> {
             &["done"],
         ),
     ];
+    let mut task_ids = Vec::new();
     for task in tasks {
         let created = api
             .call(
@@ -280,6 +284,7 @@ pub async fn seed(settings: &Settings) -> anyhow::Result<Seeded> {
             )
             .await?;
         let id = text(&created, "id")?;
+        task_ids.push(id.clone());
         for status in task.moves {
             api.call(
                 Method::PUT,
@@ -288,6 +293,20 @@ pub async fn seed(settings: &Settings) -> anyhow::Result<Seeded> {
                 json!({ "status": status }),
             )
             .await?;
+        }
+    }
+    // An attachment on the launch post (when storage is configured; a storage that is down
+    // costs the demo only its file).
+    if settings.storage.configured() {
+        let path = format!(
+            "/tasks/{}/attachments?file_name=launch-checklist.txt",
+            task_ids[0]
+        );
+        if let Err(error) = api.upload(&path, ada, DEMO_ATTACHMENT.as_bytes()).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "the demo attachment was not added"
+            );
         }
     }
     Ok(Seeded::Added {
@@ -361,6 +380,22 @@ fn text(reply: &Value, field: &str) -> anyhow::Result<String> {
 struct Api(Router);
 
 impl Api {
+    /// Uploads `bytes` as a raw body; an error naming the refusal.
+    async fn upload(&self, path: &str, token: &str, bytes: &'static [u8]) -> anyhow::Result<Value> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(bytes))?;
+        let response = self.0.clone().oneshot(request).await?;
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        let reply: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        anyhow::ensure!(status.is_success(), "POST {path}: {status} {reply}");
+        Ok(reply)
+    }
+
     /// A request; its JSON reply, or an error naming the refusal.
     async fn call(
         &self,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use service_runtime::error::HttpError;
-pub use service_runtime::extract::{AppJson, AppPath};
+pub use service_runtime::extract::{AppJson, AppPath, AppQuery};
 use service_runtime::http::{REQUEST_ID_HEADER, is_safe_request_id};
 
 /// Where a request came from, for the metadata of the events it causes: the request id (set by

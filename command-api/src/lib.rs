@@ -4,6 +4,7 @@
 //! executed by the aggregate's [`event_store::CommandBus`] → `{id, version}` (see [`state`]).
 //! `main.rs` only loads [`settings::Settings`] and runs [`startup::build`].
 
+pub mod attachments;
 pub mod demo;
 pub mod error;
 pub mod extract;

@@ -4,7 +4,7 @@
 use service_runtime::openapi::{BearerAuth, TruthfulErrors};
 use utoipa::OpenApi;
 
-use crate::routes::{auth, projects, tasks, users};
+use crate::routes::{attachments, auth, projects, tasks, users};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -23,11 +23,13 @@ use crate::routes::{auth, projects, tasks, users};
         tasks::create_in_project, tasks::create, tasks::edit, tasks::change_status, tasks::assign,
         tasks::set_due_date, tasks::set_priority, tasks::add_label, tasks::remove_label,
         tasks::delete_task,
+        attachments::upload, attachments::start_upload, attachments::complete_upload, attachments::remove,
     ),
     modifiers(&BearerAuth, &ERRORS),
     tags(
         (name = "auth", description = "Register, get a token, log out (aliases: /register, /login, /token, /logout)"),
         (name = "users"), (name = "projects", description = "Projects, the seeds' goals (alias: /goals)"), (name = "tasks"),
+        (name = "attachments", description = "Files attached to tasks, stored in S3-compatible storage"),
     )
 )]
 pub struct ApiDoc;

@@ -32,6 +32,8 @@ pub struct Settings {
     #[serde(default)]
     pub commands: CommandsConfig,
     #[serde(default)]
+    pub storage: attachment_store::StorageSettings,
+    #[serde(default)]
     pub log: LogSettings,
 }
 

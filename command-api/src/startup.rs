@@ -3,16 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use attachment_store::AttachmentStore;
 use auth::rate_limit::{self, RateLimiter};
 use auth::{Authenticator, LoginThrottle, Revocations, Tokens};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use domain::Task;
 use event_store::{CommandBus, Registry};
 use relay::{LagBound, Relay, RelayMetrics, RelaySettings};
 use service_runtime::health::Readiness;
 use service_runtime::http::Server;
 use service_runtime::metrics::Metrics;
 
+use crate::attachments::{self, Cleaner};
 use crate::settings::{BODY_LIMIT_BYTES, Settings};
 use crate::state::{AppState, Commands};
 use crate::{openapi, routes};
@@ -22,6 +25,10 @@ use crate::{openapi, routes};
 pub struct App {
     pub router: Router,
     pub relay: Option<Relay>,
+    /// The attachment cleaner, when storage is configured.
+    pub cleaner: Option<Cleaner>,
+    /// The attachment store and the task commands, for the periodic orphan sweep.
+    pub sweep: Option<(AttachmentStore, Arc<Commands<Task>>)>,
     pub revocations: Revocations,
 }
 
@@ -29,6 +36,7 @@ impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("App")
             .field("relay", &self.relay.is_some())
+            .field("cleaner", &self.cleaner.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +55,14 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
 
     settings.rate_limit.validate()?;
     settings.relay.validate()?;
+    let attachments = AttachmentStore::from_settings(&settings.storage)
+        .map_err(|error| anyhow::anyhow!("invalid attachment storage settings: {error}"))?;
+    if attachments.is_none() {
+        tracing::warn!(
+            "no attachment storage is configured (TASKTRAIL_STORAGE__ACCESS_KEY_ID): \
+             attachment routes answer 503"
+        );
+    }
     let tokens = Arc::new(Tokens::from_settings(&settings.auth)?);
     let revocations = Revocations::new(redis.clone(), pool.clone(), prefix.clone());
     let authenticator = Authenticator::new(Arc::clone(&tokens), revocations.clone());
@@ -81,11 +97,25 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
             query_api,
         )),
         registry,
+        attachments: attachments.clone(),
         tokens,
         revocations,
         authenticator,
         login_throttle,
     };
+    let cleaner = attachments.clone().map(|store| {
+        Cleaner::new(
+            store,
+            &settings.kafka.brokers,
+            &settings.kafka.topic_prefix,
+            &settings
+                .storage
+                .cleaner_group_for(&settings.kafka.topic_prefix),
+        )
+    });
+    let sweep = attachments
+        .filter(|_| settings.storage.sweep_interval_secs > 0)
+        .map(|store| (store, Arc::clone(&state.tasks)));
 
     let relay_config = &settings.relay;
     let relay = relay_config.enabled.then(|| {
@@ -136,6 +166,8 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
     Ok(App {
         router,
         relay,
+        cleaner,
+        sweep,
         revocations: maintained,
     })
 }
@@ -149,12 +181,39 @@ pub async fn build(settings: Settings) -> anyhow::Result<Server> {
     let App {
         router,
         relay,
+        cleaner,
+        sweep,
         revocations,
     } = app(&settings).await?;
     let mut server = Server::bind(&settings.http, router).await?;
     // The outbox relay: one active per database (the others wait on an advisory lock).
     if let Some(relay) = relay {
         server.spawn_task("relay", |stop| relay.run(stop.cancelled_owned()));
+    }
+    // Deletes the files of removed attachments and deleted tasks, after their events.
+    if let Some(cleaner) = cleaner {
+        server.spawn_task("attachment cleaner", |stop| cleaner.run(stop));
+    }
+    // Deletes files whose attachment event never came.
+    if let Some((store, tasks)) = sweep {
+        let interval = Duration::from_secs(settings.storage.sweep_interval_secs);
+        let grace = settings.storage.orphan_grace();
+        server.spawn_task("attachment sweep", move |stop| async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    _ = ticks.tick() => {}
+                }
+                match attachments::sweep(&store, &tasks, grace).await {
+                    Ok(swept) => tracing::debug!(?swept, "attachment sweep: done"),
+                    Err(error) => {
+                        tracing::warn!(?error, "attachment sweep: failed; trying again later");
+                    }
+                }
+            }
+        });
     }
     // Copies logouts recorded while Redis was down into Redis, and purges expired ones.
     revocations.maintain_beside(&mut server);

@@ -25,6 +25,9 @@ pub struct AppState {
     pub projects: Arc<Commands<Project>>,
     pub tasks: Arc<Commands<Task>>,
     pub registry: Registry,
+    /// Where attachments' bytes go; `None` when no storage is configured (attachment routes
+    /// answer 503).
+    pub attachments: Option<attachment_store::AttachmentStore>,
     pub tokens: Arc<Tokens>,
     pub revocations: Revocations,
     pub authenticator: Authenticator,
@@ -172,6 +175,31 @@ where
         let meta = metadata(caller.ids, Some(caller.user.claims.sub));
         self.run(id, command, meta, caller.expected.0, StatusCode::CREATED)
             .await
+    }
+
+    /// Runs `command` for `caller` like [`Commands::execute`], and returns what was committed
+    /// (for a reply of the route's own).
+    pub async fn commit(
+        &self,
+        id: Uuid,
+        command: A::Command,
+        caller: Caller,
+    ) -> Result<Committed, ApiError> {
+        let meta = metadata(caller.ids, Some(caller.user.claims.sub));
+        Ok(self
+            .bus
+            .execute(&id.to_string(), command, meta, caller.expected.0)
+            .await?)
+    }
+
+    /// The aggregate's current state and version (a never-created one is `A::default()`).
+    pub async fn load(&self, id: Uuid) -> Result<(A, u64), ApiError> {
+        Ok(self.bus.load(&id.to_string()).await?)
+    }
+
+    /// Where the query API serves what these commands change (no trailing slash).
+    pub fn query_api_url(&self) -> &str {
+        &self.query_api_url
     }
 
     /// Runs `command` with `metadata` at the `expected` version (if any) and replies `status`

@@ -33,14 +33,14 @@ pub use project::{
     UserStatus,
 };
 pub use task::{
-    ProjectAccess, Task, TaskCommand, TaskError, TaskEvent, TaskPriority, TaskServices,
+    Attachment, ProjectAccess, Task, TaskCommand, TaskError, TaskEvent, TaskPriority, TaskServices,
     TaskServicesHandle, TaskStatus, UnknownPriority,
 };
 pub use upcast::UpcastError;
 pub use user::{User, UserCommand, UserError, UserEvent, UserServices, UserServicesHandle};
 pub use values::{
-    Age, Description, Email, Label, Password, PasswordHash, PersonName, ProjectName, TaskTitle,
-    Username,
+    Age, Description, Email, FileName, Label, Password, PasswordHash, PersonName, ProjectName,
+    TaskTitle, Username,
 };
 
 /// A boxed, `Send` future: what the services traits return, so they stay object-safe

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use domain::{AggregateType, ProjectEvent, TaskEvent, UserEvent};
 use event_store::read::Envelope;
-use read_model::documents::{NotificationView, ProjectView, TaskView, UserView, kind, status};
+use read_model::documents::{
+    AttachmentView, NotificationView, ProjectView, TaskView, UserView, kind, status,
+};
 use read_model::keys;
 
 /// A decoded domain event.
@@ -256,6 +258,7 @@ pub fn apply_task(
                 .iter()
                 .map(|label| label.as_str().to_owned())
                 .collect(),
+            attachments: Vec::new(),
             assignee_id: assignee_id.map(|id| id.to_string()),
             created_by: created_by.to_string(),
             due_date: *due_date,
@@ -302,6 +305,27 @@ pub fn apply_task(
                 }
                 TaskEvent::TaskLabelRemoved { label } => {
                     task.labels.retain(|l| l != label.as_str());
+                }
+                TaskEvent::AttachmentAdded {
+                    attachment,
+                    uploaded_by,
+                } => {
+                    let id = attachment.attachment_id.to_string();
+                    task.attachments.retain(|a| a.id != id);
+                    task.attachments.push(AttachmentView {
+                        id,
+                        file_name: attachment.file_name.as_str().to_owned(),
+                        content_type: attachment.content_type.clone(),
+                        size: attachment.size,
+                        sha256: attachment.sha256.clone(),
+                        storage_key: attachment.storage_key.clone(),
+                        uploaded_by: uploaded_by.to_string(),
+                        uploaded_at: at,
+                    });
+                }
+                TaskEvent::AttachmentRemoved { attachment_id, .. } => {
+                    let id = attachment_id.to_string();
+                    task.attachments.retain(|a| a.id != id);
                 }
                 TaskEvent::TaskDeleted => task.deleted = true,
             }

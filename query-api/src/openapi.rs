@@ -5,7 +5,7 @@ use service_runtime::openapi::{BearerAuth, TruthfulErrors};
 use utoipa::OpenApi;
 
 use crate::pagination::Page;
-use crate::routes::{notifications, projects, stats, task_history, tasks, users};
+use crate::routes::{attachments, notifications, projects, stats, task_history, tasks, users};
 use crate::stream;
 use crate::views::{Notification, Project, Task, User};
 
@@ -36,7 +36,7 @@ use crate::views::{Notification, Project, Task, User};
     paths(
         users::list, users::search, users::by_id, users::by_username, users::me,
         projects::list, projects::by_id, projects::by_name, stats::project_stats,
-        tasks::list, tasks::list_in_project, tasks::by_id, task_history::history,
+        tasks::list, tasks::list_in_project, tasks::by_id, task_history::history, attachments::download,
         notifications::list, stats::my_stats, stream::stream,
     ),
     components(schemas(Page<User>, Page<Project>, Page<Task>, Page<Notification>)),

@@ -38,6 +38,9 @@ pub struct Settings {
     /// `GET /stream`.
     #[serde(default)]
     pub stream: StreamSettings,
+    /// Attachment storage: only to sign download URLs.
+    #[serde(default)]
+    pub storage: attachment_store::StorageSettings,
     /// Logging.
     #[serde(default)]
     pub log: LogSettings,

@@ -63,9 +63,12 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
         .with(read_model::mongo::Health(mongo))
         .with(service_runtime::redis::Health(redis))
         .with(event_store::Postgres(pool.clone()));
+    let attachments = attachment_store::AttachmentStore::from_settings(&settings.storage)
+        .map_err(|error| anyhow::anyhow!("invalid attachment storage settings: {error}"))?;
     let state = AppState {
         store,
         pool,
+        attachments,
         authenticator,
         consistency,
         feed,

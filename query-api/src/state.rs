@@ -23,6 +23,8 @@ pub struct AppState {
     pub store: ReadStore,
     /// The event store, for task histories only.
     pub pool: PgPool,
+    /// Signs attachment download URLs; `None` when no storage is configured (503).
+    pub attachments: Option<attachment_store::AttachmentStore>,
     /// Verifies tokens and consults revocations.
     pub authenticator: Authenticator,
     /// Read-your-writes waits.

@@ -2,7 +2,7 @@
 //! no search helper fields, `overdue` computed, e-mail only for oneself and admins).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use read_model::documents::{NotificationView, ProjectView, TaskView, UserView};
+use read_model::documents::{AttachmentView, NotificationView, ProjectView, TaskView, UserView};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -182,6 +182,8 @@ pub struct Task {
     pub priority: String,
     /// Labels, sorted.
     pub labels: Vec<String>,
+    /// Attached files, oldest first.
+    pub attachments: Vec<Attachment>,
     /// Assignee, if any.
     pub assignee_id: Option<String>,
     /// The assignee's current username (absent while unassigned, or while the user is not yet in
@@ -206,7 +208,11 @@ pub struct Task {
 impl Task {
     /// The task as seen on `today` (which decides `overdue`), with its project's and assignee's
     /// names from `names`.
-    pub fn on(task: TaskView, today: NaiveDate, names: &TaskNames) -> Self {
+    pub fn on(mut task: TaskView, today: NaiveDate, names: &TaskNames) -> Self {
+        let attachments = std::mem::take(&mut task.attachments)
+            .into_iter()
+            .map(|attachment| Attachment::of(&task.id, attachment))
+            .collect();
         Self {
             overdue: task.is_overdue(today),
             project_name: names.projects.get(&task.project_id).cloned(),
@@ -222,6 +228,7 @@ impl Task {
             status: task.status,
             priority: task.priority,
             labels: task.labels,
+            attachments,
             assignee_id: task.assignee_id,
             created_by: task.created_by,
             due_date: task.due_date,
@@ -229,6 +236,43 @@ impl Task {
             created_at: task.created_at,
             updated_at: task.updated_at,
             version: task.version,
+        }
+    }
+}
+
+/// A file attached to a task.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Attachment {
+    /// Its id.
+    pub id: String,
+    /// The file's name.
+    pub file_name: String,
+    /// Its media type, found in its bytes.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When it was attached.
+    pub uploaded_at: DateTime<Utc>,
+    /// Where to download it (this API; it redirects to a short-lived storage URL).
+    #[schema(example = "/tasks/0190c2a4-…/attachments/0190c2a5-…")]
+    pub download_path: String,
+}
+
+impl Attachment {
+    fn of(task_id: &str, attachment: AttachmentView) -> Self {
+        Self {
+            download_path: format!("/tasks/{task_id}/attachments/{}", attachment.id),
+            id: attachment.id,
+            file_name: attachment.file_name,
+            content_type: attachment.content_type,
+            size: attachment.size,
+            sha256: attachment.sha256,
+            uploaded_by: attachment.uploaded_by,
+            uploaded_at: attachment.uploaded_at,
         }
     }
 }

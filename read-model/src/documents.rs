@@ -155,6 +155,9 @@ pub struct TaskView {
     /// Labels, sorted.
     #[serde(default)]
     pub labels: Vec<String>,
+    /// Attached files, oldest first (metadata only; the bytes are in object storage).
+    #[serde(default)]
+    pub attachments: Vec<AttachmentView>,
     /// Assignee, if any.
     pub assignee_id: Option<String>,
     /// Who created it.
@@ -173,6 +176,28 @@ pub struct TaskView {
     pub deleted: bool,
     /// Last applied sequence of the task.
     pub version: i64,
+}
+
+/// A file attached to a task, as its `AttachmentAdded` event recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    /// The attachment's id.
+    pub id: String,
+    /// The file's name.
+    pub file_name: String,
+    /// Its media type, found in its bytes.
+    pub content_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Where its bytes are in the bucket.
+    pub storage_key: String,
+    /// Who uploaded it.
+    pub uploaded_by: String,
+    /// When it was attached.
+    #[serde(with = "crate::time")]
+    pub uploaded_at: DateTime<Utc>,
 }
 
 impl TaskView {
@@ -249,6 +274,7 @@ mod tests {
             priority: priority::NORMAL.into(),
             priority_rank: Some(1),
             labels: Vec::new(),
+            attachments: Vec::new(),
             assignee_id: None,
             created_by: "u".into(),
             due_date: Some(day(2)),

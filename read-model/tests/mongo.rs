@@ -31,6 +31,7 @@ fn task(id: &str) -> TaskView {
         priority: "normal".to_owned(),
         priority_rank: Some(1),
         labels: Vec::new(),
+        attachments: Vec::new(),
         assignee_id: None,
         created_by: "u".into(),
         due_date: NaiveDate::from_ymd_opt(2026, 1, 2),

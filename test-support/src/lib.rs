@@ -39,6 +39,8 @@ pub struct Servers {
     pub kafka: KafkaSettings,
     #[serde(default)]
     pub mongo: MongoSettings,
+    #[serde(default)]
+    pub storage: attachment_store::StorageSettings,
 }
 
 impl Servers {
@@ -48,6 +50,20 @@ impl Servers {
         RedisSettings {
             key_prefix: prefix.to_owned(),
             ..self.redis.clone()
+        }
+    }
+
+    /// The tests' attachment storage (the bucket `scripts/services` made), with every key
+    /// under `prefix`. Panics, naming the command that starts it, when none is configured.
+    #[must_use]
+    pub fn storage_with_prefix(&self, prefix: &str) -> attachment_store::StorageSettings {
+        assert!(
+            self.storage.configured(),
+            "no attachment storage is configured (TASKTRAIL_STORAGE__ACCESS_KEY_ID); start it with: {START_SERVERS}"
+        );
+        attachment_store::StorageSettings {
+            prefix: prefix.to_owned(),
+            ..self.storage.clone()
         }
     }
 

@@ -5,8 +5,9 @@ use chrono::{Duration, NaiveDate, TimeZone as _, Utc};
 use std::collections::BTreeSet;
 
 use domain::{
-    Age, AggregateType, Description, Email, Label, PasswordHash, PersonName, ProjectEvent,
-    ProjectName, Role, TaskEvent, TaskPriority, TaskStatus, TaskTitle, UserEvent, Username,
+    Age, AggregateType, Attachment, Description, Email, FileName, Label, PasswordHash, PersonName,
+    ProjectEvent, ProjectName, Role, TaskEvent, TaskPriority, TaskStatus, TaskTitle, UserEvent,
+    Username,
 };
 use event_store::Metadata;
 use event_store::read::Envelope;
@@ -227,6 +228,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
         assignee: Option<Uuid>,
         priority: TaskPriority,
         labels: BTreeSet<Label>,
+        attachments: Vec<Uuid>,
         deleted: bool,
     }
     let mut tasks: Vec<Task> = Vec::new();
@@ -279,6 +281,7 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                 assignee,
                 priority,
                 labels: first_labels,
+                attachments: Vec::new(),
                 deleted: false,
             });
             continue;
@@ -372,6 +375,33 @@ pub fn workload(seed: u64, users: usize, target: usize) -> Vec<WorkloadEvent> {
                 } else {
                     task.labels.insert(label.clone());
                     json(&TaskEvent::TaskLabelAdded { label })
+                }
+            }
+            8 if rng.below(3) == 0 => {
+                if !task.attachments.is_empty() && rng.below(2) == 0 {
+                    let attachment_id = task.attachments.remove(0);
+                    json(&TaskEvent::AttachmentRemoved {
+                        attachment_id,
+                        storage_key: format!("tasks/{}/{attachment_id}", task.id),
+                    })
+                } else {
+                    let attachment_id = uuid(&mut rng);
+                    task.attachments.push(attachment_id);
+                    let Ok(file_name) = FileName::clean(&format!("file {attachment_id}.txt"))
+                    else {
+                        continue;
+                    };
+                    json(&TaskEvent::AttachmentAdded {
+                        attachment: Attachment {
+                            attachment_id,
+                            file_name,
+                            content_type: "text/plain".to_owned(),
+                            size: u64::try_from(rng.below(100_000)).unwrap_or(0) + 1,
+                            sha256: format!("{:064x}", attachment_id.as_u128()),
+                            storage_key: format!("tasks/{}/{attachment_id}", task.id),
+                        },
+                        uploaded_by: actor,
+                    })
                 }
             }
             8 => json(&TaskEvent::TaskDueDateChanged {

@@ -191,6 +191,8 @@ pub(crate) async fn measure(
     report.errors("GET /users/{id}", by_id.errors);
     report.errors("GET /tasks", listed.errors);
     crate::stream_phase::measure(&api, &actors[0], &query, cli.quick, report).await?;
+    crate::attachments_phase::measure(&api, &actors[0], cli.clients, phase, cli.quick, report)
+        .await?;
     Ok(Running {
         command,
         query,

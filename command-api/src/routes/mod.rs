@@ -1,5 +1,6 @@
 //! Every route of the command API, one module per resource, merged in [`router`].
 
+pub mod attachments;
 pub mod auth;
 pub mod projects;
 pub mod tasks;
@@ -16,4 +17,5 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(projects::router())
         .merge(tasks::router())
+        .merge(attachments::router())
 }

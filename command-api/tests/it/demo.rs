@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tasktrail_command_api::demo::{self, DEMO_ADMIN, DEMO_PASSWORD, DEMO_USERS, Seeded};
 use tasktrail_command_api::startup;
-use test_support::TestDatabase;
+use test_support::{TestDatabase, servers, unique_name};
 use tower::ServiceExt as _;
 
 use crate::helpers::settings;
@@ -52,6 +52,7 @@ async fn demo_data_fills_an_empty_store_once_and_its_users_sign_in() {
     let db = TestDatabase::new().await;
     let mut settings = settings(&db);
     settings.relay.enabled = false;
+    settings.storage = servers().storage_with_prefix(&unique_name("demo"));
     let Seeded::Added { events: added } = demo::seed(&settings).await.expect("demo data") else {
         panic!("the store was empty");
     };
@@ -94,6 +95,11 @@ async fn demo_data_fills_an_empty_store_once_and_its_users_sign_in() {
                AND (payload->'TaskCreated'->>'due_date')::date < current_date \
                AND payload->'TaskCreated'->>'assignee_id' IS NOT NULL",
             2,
+        ),
+        (
+            "an attachment",
+            "SELECT count(*) FROM events WHERE event_type = 'AttachmentAdded'",
+            1,
         ),
     ] {
         let found = events(&db, sql).await;

@@ -20,6 +20,8 @@ pub fn settings(db: &TestDatabase) -> Settings {
     settings.kafka.topic_prefix = unique_name("cmdtest");
     settings.auth.jwt_secret = Secret::new(SECRET);
     settings.rate_limit.requests = 10_000;
+    // Attachments (when scripts/services configured storage): keys of this test's own.
+    settings.storage.prefix = unique_name("cmdtest");
     settings
 }
 

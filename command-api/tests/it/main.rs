@@ -2,6 +2,7 @@
 //! (`scripts/services up`): each test gets a fresh migrated database and its own key and topic
 //! prefixes.
 
+mod attachments;
 mod commands;
 mod demo;
 mod helpers;

@@ -1,6 +1,6 @@
 //! The `Task` aggregate: `handle` decides, `apply` mutates.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use cqrs_es::Aggregate;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    ProjectAccess, TaskCommand, TaskError, TaskEvent, TaskPriority, TaskServices,
+    Attachment, ProjectAccess, TaskCommand, TaskError, TaskEvent, TaskPriority, TaskServices,
     TaskServicesHandle, TaskStatus,
 };
 use crate::actor::Actor;
@@ -44,6 +44,9 @@ pub struct TaskState {
     pub priority: TaskPriority,
     /// Labels.
     pub labels: BTreeSet<Label>,
+    /// Attachments: id → storage key.
+    #[serde(default)]
+    pub attachments: BTreeMap<Uuid, String>,
     /// `true` once deleted.
     pub deleted: bool,
 }
@@ -53,6 +56,31 @@ impl Task {
     #[must_use]
     pub const fn state(&self) -> Option<&TaskState> {
         self.state.as_ref()
+    }
+
+    /// Whether `actor` may attach a file to this task now: it exists and is not deleted, the
+    /// actor may work in its project (not archived), and it has room for another attachment.
+    /// What `AddAttachment` checks, asked before the bytes are stored so that a refused upload
+    /// stores nothing.
+    ///
+    /// # Errors
+    /// The [`TaskError`] `AddAttachment` would give.
+    pub async fn check_attach(
+        &self,
+        actor: Actor,
+        services: &dyn TaskServices,
+    ) -> Result<(), TaskError> {
+        let state = self.state.as_ref().ok_or(TaskError::NotFound)?;
+        if state.deleted {
+            return Err(TaskError::Deleted);
+        }
+        project_access(services, state.project_id, actor).await?;
+        if state.attachments.len() >= Attachment::MAX_PER_TASK {
+            return Err(TaskError::TooManyAttachments {
+                max: Attachment::MAX_PER_TASK,
+            });
+        }
+        Ok(())
     }
 
     /// Decides a command without changing state: the events to write, or a refusal.
@@ -180,6 +208,30 @@ impl Task {
                 }
                 Ok(vec![TaskEvent::TaskLabelRemoved { label }])
             }
+            TaskCommand::AddAttachment { actor, attachment } => {
+                self.check_attach(actor, services).await?;
+                if state.attachments.contains_key(&attachment.attachment_id) {
+                    return Err(TaskError::AttachmentExists);
+                }
+                Ok(vec![TaskEvent::AttachmentAdded {
+                    attachment,
+                    uploaded_by: actor.user_id,
+                }])
+            }
+            TaskCommand::RemoveAttachment {
+                actor,
+                attachment_id,
+            } => {
+                project_access(services, state.project_id, actor).await?;
+                let storage_key = state
+                    .attachments
+                    .get(&attachment_id)
+                    .ok_or(TaskError::AttachmentNotFound)?;
+                Ok(vec![TaskEvent::AttachmentRemoved {
+                    attachment_id,
+                    storage_key: storage_key.clone(),
+                }])
+            }
             TaskCommand::Delete { actor } => {
                 project_access(services, state.project_id, actor).await?;
                 Ok(vec![TaskEvent::TaskDeleted])
@@ -261,6 +313,7 @@ impl Aggregate for Task {
                 created_by,
                 priority,
                 labels,
+                attachments: BTreeMap::new(),
                 deleted: false,
             });
             return;
@@ -288,6 +341,14 @@ impl Aggregate for Task {
             }
             TaskEvent::TaskLabelRemoved { label } => {
                 state.labels.remove(&label);
+            }
+            TaskEvent::AttachmentAdded { attachment, .. } => {
+                state
+                    .attachments
+                    .insert(attachment.attachment_id, attachment.storage_key);
+            }
+            TaskEvent::AttachmentRemoved { attachment_id, .. } => {
+                state.attachments.remove(&attachment_id);
             }
             TaskEvent::TaskDeleted => state.deleted = true,
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{TaskPriority, TaskStatus};
+use super::{Attachment, TaskPriority, TaskStatus};
 use crate::actor::Actor;
 use crate::values::{Description, Label, TaskTitle};
 
@@ -86,6 +86,22 @@ pub enum TaskCommand {
         actor: Actor,
         /// The label.
         label: Label,
+    },
+    /// Attach a file whose bytes are already stored under `attachment.storage_key`. An id the
+    /// task already has is `AttachmentExists`; a task holds at most
+    /// [`Attachment::MAX_PER_TASK`] (`TooManyAttachments`).
+    AddAttachment {
+        /// Who asks (the uploader).
+        actor: Actor,
+        /// What was stored.
+        attachment: Attachment,
+    },
+    /// Remove an attachment (`AttachmentNotFound` if the task has none with this id).
+    RemoveAttachment {
+        /// Who asks.
+        actor: Actor,
+        /// The attachment's id.
+        attachment_id: Uuid,
     },
     /// Delete the task; it then accepts no command (`Deleted`).
     Delete {

@@ -52,6 +52,18 @@ pub enum TaskError {
         /// The limit ([`crate::values::Label::MAX_PER_TASK`]).
         max: usize,
     },
+    /// The task already holds the most attachments it may.
+    #[error("a task has at most {max} attachments")]
+    TooManyAttachments {
+        /// The limit ([`super::Attachment::MAX_PER_TASK`]).
+        max: usize,
+    },
+    /// The task has an attachment with this id already.
+    #[error("the task already has this attachment")]
+    AttachmentExists,
+    /// The task has no attachment with this id.
+    #[error("attachment not found")]
+    AttachmentNotFound,
     /// The project look-up failed.
     #[error(transparent)]
     Unavailable(#[from] ServiceError),
@@ -62,14 +74,18 @@ impl TaskError {
     #[must_use]
     pub const fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotFound | Self::Deleted | Self::ProjectNotFound => ErrorKind::NotFound,
+            Self::NotFound | Self::Deleted | Self::ProjectNotFound | Self::AttachmentNotFound => {
+                ErrorKind::NotFound
+            }
             Self::Forbidden => ErrorKind::Forbidden,
             Self::AssigneeNotMember { .. } => ErrorKind::Invalid,
             Self::AlreadyExists
             | Self::ProjectArchived
             | Self::StatusUnchanged { .. }
             | Self::InvalidTransition { .. }
-            | Self::TooManyLabels { .. } => ErrorKind::Conflict,
+            | Self::TooManyLabels { .. }
+            | Self::TooManyAttachments { .. }
+            | Self::AttachmentExists => ErrorKind::Conflict,
             Self::Unavailable(_) => ErrorKind::Unavailable,
         }
     }
@@ -88,6 +104,9 @@ impl TaskError {
             Self::StatusUnchanged { .. } => "status_unchanged",
             Self::InvalidTransition { .. } => "invalid_transition",
             Self::TooManyLabels { .. } => "too_many_labels",
+            Self::TooManyAttachments { .. } => "too_many_attachments",
+            Self::AttachmentExists => "attachment_exists",
+            Self::AttachmentNotFound => "attachment_not_found",
             Self::Unavailable(_) => "service_unavailable",
         }
     }

@@ -7,7 +7,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{TaskPriority, TaskStatus};
+use super::{Attachment, TaskPriority, TaskStatus};
 use crate::AggregateType;
 use crate::values::{Description, Label, TaskTitle};
 
@@ -90,6 +90,21 @@ pub enum TaskEvent {
         /// The label.
         label: Label,
     },
+    /// A file was attached. Its bytes were stored under `storage_key` before this event.
+    AttachmentAdded {
+        /// What was attached.
+        #[serde(flatten)]
+        attachment: Attachment,
+        /// Who uploaded it.
+        uploaded_by: Uuid,
+    },
+    /// An attachment was removed; its object is deleted after this event.
+    AttachmentRemoved {
+        /// The attachment's id.
+        attachment_id: Uuid,
+        /// Where its bytes are (so the cleaner needs no other state).
+        storage_key: String,
+    },
     /// The task was deleted.
     TaskDeleted,
 }
@@ -106,6 +121,8 @@ impl DomainEvent for TaskEvent {
             Self::TaskPriorityChanged { .. } => "TaskPriorityChanged",
             Self::TaskLabelAdded { .. } => "TaskLabelAdded",
             Self::TaskLabelRemoved { .. } => "TaskLabelRemoved",
+            Self::AttachmentAdded { .. } => "AttachmentAdded",
+            Self::AttachmentRemoved { .. } => "AttachmentRemoved",
             Self::TaskDeleted => "TaskDeleted",
         }
         .to_owned()

@@ -3,6 +3,7 @@
 //! [`TaskServices`] (exists, not archived, actor and assignee belong to it).
 
 mod aggregate;
+mod attachment;
 mod commands;
 mod error;
 mod events;
@@ -13,6 +14,7 @@ mod status;
 mod tests;
 
 pub use aggregate::{Task, TaskState};
+pub use attachment::Attachment;
 pub use commands::TaskCommand;
 pub use error::TaskError;
 pub use events::TaskEvent;

@@ -377,6 +377,148 @@ fn a_task_holds_at_most_the_label_limit() {
         });
 }
 
+// ---- Attachments ----
+
+fn attachment(id: u128) -> Attachment {
+    let attachment_id = Uuid::from_u128(id);
+    Attachment {
+        attachment_id,
+        file_name: crate::FileName::clean("notes.txt").expect("a valid name"),
+        content_type: "text/plain".to_owned(),
+        size: 5,
+        sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_owned(),
+        storage_key: format!("tasks/{TASK}/{attachment_id}"),
+    }
+}
+
+fn attached(id: u128) -> TaskEvent {
+    TaskEvent::AttachmentAdded {
+        attachment: attachment(id),
+        uploaded_by: OWNER,
+    }
+}
+
+#[test]
+fn a_member_attaches_a_file_once_and_removes_it_with_its_storage_key() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::AddAttachment {
+            actor: owner(),
+            attachment: attachment(1),
+        })
+        .then_expect_events(vec![attached(1)]);
+    framework()
+        .given(vec![created(), attached(1)])
+        .when(TaskCommand::AddAttachment {
+            actor: owner(),
+            attachment: attachment(1),
+        })
+        .then_expect_error(TaskError::AttachmentExists);
+    framework()
+        .given(vec![created(), attached(1)])
+        .when(TaskCommand::RemoveAttachment {
+            actor: member(),
+            attachment_id: Uuid::from_u128(1),
+        })
+        .then_expect_events(vec![TaskEvent::AttachmentRemoved {
+            attachment_id: Uuid::from_u128(1),
+            storage_key: attachment(1).storage_key,
+        }]);
+    framework()
+        .given(vec![created(), attached(1)])
+        .when(TaskCommand::RemoveAttachment {
+            actor: member(),
+            attachment_id: Uuid::from_u128(2),
+        })
+        .then_expect_error(TaskError::AttachmentNotFound);
+}
+
+#[test]
+fn strangers_and_deleted_tasks_take_no_attachment() {
+    framework()
+        .given(vec![created()])
+        .when(TaskCommand::AddAttachment {
+            actor: stranger(),
+            attachment: attachment(1),
+        })
+        .then_expect_error(TaskError::Forbidden);
+    framework()
+        .given(vec![created(), attached(1)])
+        .when(TaskCommand::RemoveAttachment {
+            actor: stranger(),
+            attachment_id: Uuid::from_u128(1),
+        })
+        .then_expect_error(TaskError::Forbidden);
+    framework()
+        .given(vec![created(), TaskEvent::TaskDeleted])
+        .when(TaskCommand::AddAttachment {
+            actor: owner(),
+            attachment: attachment(1),
+        })
+        .then_expect_error(TaskError::Deleted);
+}
+
+#[test]
+fn a_task_holds_at_most_the_attachment_limit() {
+    let mut given = vec![created()];
+    given.extend((0..Attachment::MAX_PER_TASK as u128).map(|n| attached(n + 10)));
+    framework()
+        .given(given)
+        .when(TaskCommand::AddAttachment {
+            actor: owner(),
+            attachment: attachment(1),
+        })
+        .then_expect_error(TaskError::TooManyAttachments {
+            max: Attachment::MAX_PER_TASK,
+        });
+}
+
+#[test]
+fn the_attachment_check_asked_before_an_upload_agrees_with_the_command() {
+    let services = FakeTaskServices::default().handle();
+    let task_with = |events: Vec<TaskEvent>| {
+        let mut task = Task::default();
+        for event in events {
+            cqrs_es::Aggregate::apply(&mut task, event);
+        }
+        task
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
+    let check =
+        |task: &Task, actor: Actor| runtime.block_on(task.check_attach(actor, services.as_ref()));
+    assert_eq!(check(&Task::default(), owner()), Err(TaskError::NotFound));
+    assert_eq!(check(&task_with(vec![created()]), owner()), Ok(()));
+    assert_eq!(
+        check(&task_with(vec![created()]), stranger()),
+        Err(TaskError::Forbidden)
+    );
+    assert_eq!(
+        check(&task_with(vec![created(), TaskEvent::TaskDeleted]), owner()),
+        Err(TaskError::Deleted)
+    );
+}
+
+#[test]
+fn attachment_events_have_a_flat_documented_shape() {
+    assert_eq!(
+        serde_json::to_value(attached(1)).expect("JSON"),
+        serde_json::json!({ "AttachmentAdded": {
+            "attachment_id": Uuid::from_u128(1),
+            "file_name": "notes.txt",
+            "content_type": "text/plain",
+            "size": 5,
+            "sha256": "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+            "storage_key": format!("tasks/{TASK}/{}", Uuid::from_u128(1)),
+            "uploaded_by": OWNER,
+        }})
+    );
+    let back: TaskEvent =
+        serde_json::from_value(serde_json::to_value(attached(1)).expect("JSON")).expect("back");
+    assert_eq!(back, attached(1));
+}
+
 // ---- Edit ----
 
 #[test]
@@ -766,6 +908,14 @@ fn event_types_are_the_variant_names_at_their_current_versions() {
             TaskEvent::TaskLabelRemoved { label: label("x") },
             "TaskLabelRemoved",
         ),
+        (attached(1), "AttachmentAdded"),
+        (
+            TaskEvent::AttachmentRemoved {
+                attachment_id: Uuid::from_u128(1),
+                storage_key: "k".to_owned(),
+            },
+            "AttachmentRemoved",
+        ),
         (TaskEvent::TaskDeleted, "TaskDeleted"),
     ];
     for (event, event_type) in events {
@@ -938,6 +1088,14 @@ fn arb_command() -> impl Strategy<Value = TaskCommand> {
             .prop_map(|(actor, label)| TaskCommand::AddLabel { actor, label }),
         2 => (arb_actor(), arb_label())
             .prop_map(|(actor, label)| TaskCommand::RemoveLabel { actor, label }),
+        2 => (arb_actor(), 1..4_u128).prop_map(|(actor, id)| TaskCommand::AddAttachment {
+            actor,
+            attachment: attachment(id),
+        }),
+        1 => (arb_actor(), 1..4_u128).prop_map(|(actor, id)| TaskCommand::RemoveAttachment {
+            actor,
+            attachment_id: Uuid::from_u128(id),
+        }),
         1 => arb_actor().prop_map(|actor| TaskCommand::Delete { actor }),
     ]
 }

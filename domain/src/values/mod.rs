@@ -473,5 +473,56 @@ impl Label {
 }
 string_value!(Label, display);
 
+/// The name of an attached file as stored and shown: what a client sent, cleaned rather than
+/// refused (clients send whatever the user's file is called). Only the last path segment is
+/// kept (no `/` or `\`), control characters and bidirectional overrides are dropped,
+/// surrounding whitespace and leading dots go, and it is cut to 255 characters, keeping a
+/// short extension.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FileName(String);
+
+impl FileName {
+    /// Longest kept length, in characters.
+    pub const MAX_LEN: usize = 255;
+    /// The longest extension kept when a name is cut.
+    const MAX_EXTENSION: usize = 16;
+
+    /// Cleans a client's file name (see [`FileName`]).
+    ///
+    /// # Errors
+    /// A [`ValidationError`] on field `file_name` if nothing is left.
+    pub fn clean(raw: &str) -> Result<Self, ValidationError> {
+        let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+        let kept: String = last
+            .chars()
+            .filter(|c| !is_forbidden_char(*c, false))
+            .collect();
+        let kept = kept.trim().trim_start_matches('.').trim_start();
+        if kept.is_empty() {
+            return Err(ValidationError::new("file_name", "must name a file"));
+        }
+        if kept.chars().count() <= Self::MAX_LEN {
+            return Ok(Self(kept.to_owned()));
+        }
+        let extension = kept
+            .rsplit_once('.')
+            .map(|(_, extension)| extension)
+            .filter(|extension| (1..=Self::MAX_EXTENSION).contains(&extension.chars().count()));
+        let cut = match extension {
+            Some(extension) => {
+                let stem: String = kept
+                    .chars()
+                    .take(Self::MAX_LEN - extension.chars().count() - 1)
+                    .collect();
+                format!("{}.{extension}", stem.trim_end())
+            }
+            None => kept.chars().take(Self::MAX_LEN).collect(),
+        };
+        Ok(Self(cut))
+    }
+}
+string_value!(FileName, display);
+
 #[cfg(test)]
 mod tests;

@@ -292,3 +292,41 @@ fn values_serialize_transparently() {
         "42"
     );
 }
+
+#[test]
+fn file_names_keep_only_their_last_segment_without_control_characters() {
+    let clean = |raw: &str| FileName::clean(raw).map(FileName::into_inner);
+    assert_eq!(clean("report.pdf").as_deref(), Ok("report.pdf"));
+    assert_eq!(clean("../../etc/passwd").as_deref(), Ok("passwd"));
+    assert_eq!(clean("C:\\Users\\ada\\plan.txt").as_deref(), Ok("plan.txt"));
+    assert_eq!(
+        clean(" bad\u{0}\u{1b}[31mname\n.txt ").as_deref(),
+        Ok("bad[31mname.txt")
+    );
+    assert_eq!(clean("evil\u{202E}gpj.exe").as_deref(), Ok("evilgpj.exe"));
+    assert_eq!(clean("..hidden").as_deref(), Ok("hidden"));
+    for nothing in ["", "   ", "..", "dir/", "\u{0}\u{7}", "a/.."] {
+        assert_eq!(
+            FileName::clean(nothing).map_err(|error| error.field),
+            Err("file_name".into()),
+            "{nothing:?}"
+        );
+    }
+}
+
+#[test]
+fn long_file_names_are_cut_keeping_a_short_extension() {
+    let long = format!("{}.pdf", "é".repeat(400));
+    let cut = FileName::clean(&long).expect("cleaned");
+    assert_eq!(cut.as_str().chars().count(), FileName::MAX_LEN);
+    assert!(cut.as_str().ends_with("é.pdf"));
+    let no_extension = "x".repeat(300);
+    assert_eq!(
+        FileName::clean(&no_extension)
+            .expect("cleaned")
+            .as_str()
+            .chars()
+            .count(),
+        FileName::MAX_LEN
+    );
+}

@@ -250,3 +250,62 @@ fn events_of_an_older_version_are_upcast_and_unknown_ones_park() {
         assert!(model.task(&unknown.aggregate_id).is_none());
     }
 }
+
+#[test]
+fn attachments_are_listed_in_the_order_added_and_leave_when_removed() {
+    let events = envelopes(4, 60);
+    let created = events
+        .iter()
+        .find(|e| e.event_type == "TaskCreated")
+        .expect("a task creation")
+        .clone();
+    let next = |sequence: i64, event: domain::TaskEvent| {
+        let mut envelope = created.clone();
+        let payload = serde_json::to_value(&event).expect("JSON");
+        envelope.sequence = sequence;
+        envelope.event_type = payload
+            .as_object()
+            .and_then(|tagged| tagged.keys().next().cloned())
+            .expect("externally tagged");
+        envelope.event_version = "1.0".to_owned();
+        envelope.payload = payload;
+        envelope
+    };
+    let added = |n: u128| domain::TaskEvent::AttachmentAdded {
+        attachment: domain::Attachment {
+            attachment_id: uuid::Uuid::from_u128(n),
+            file_name: domain::FileName::clean(&format!("f{n}.txt")).expect("name"),
+            content_type: "text/plain".to_owned(),
+            size: 10,
+            sha256: "ab".repeat(32),
+            storage_key: format!("tasks/t/{n}"),
+        },
+        uploaded_by: uuid::Uuid::from_u128(9),
+    };
+    let mut model = Model::new();
+    assert_eq!(model.apply(&created), Outcome::Applied);
+    assert_eq!(model.apply(&next(2, added(1))), Outcome::Applied);
+    assert_eq!(model.apply(&next(3, added(2))), Outcome::Applied);
+    let listed = |model: &Model| -> Vec<String> {
+        model
+            .task(&created.aggregate_id)
+            .expect("projected")
+            .attachments
+            .iter()
+            .map(|a| a.file_name.clone())
+            .collect()
+    };
+    assert_eq!(listed(&model), ["f1.txt", "f2.txt"]);
+    let removed = domain::TaskEvent::AttachmentRemoved {
+        attachment_id: uuid::Uuid::from_u128(1),
+        storage_key: "tasks/t/1".to_owned(),
+    };
+    assert_eq!(model.apply(&next(4, removed)), Outcome::Applied);
+    assert_eq!(listed(&model), ["f2.txt"]);
+    let task = model.task(&created.aggregate_id).expect("projected");
+    assert_eq!(
+        task.attachments[0].uploaded_by,
+        uuid::Uuid::from_u128(9).to_string()
+    );
+    assert_eq!(task.version, 4);
+}

@@ -1,5 +1,6 @@
 //! Every route of the query API, one module per resource, merged in [`router`].
 
+pub mod attachments;
 pub mod notifications;
 pub mod projects;
 pub mod stats;
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(projects::router())
         .merge(tasks::router())
+        .merge(attachments::router())
         .merge(notifications::router())
         .merge(stats::router())
         .merge(crate::stream::router())

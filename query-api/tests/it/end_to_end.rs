@@ -9,7 +9,7 @@ use test_support::{TestDatabase, servers, spawn, unique_name};
 use crate::helpers::{ReadSide, SECRET, settings};
 
 pub struct System {
-    command_url: String,
+    pub command_url: String,
     pub query_url: String,
     pub http: reqwest::Client,
     projector: tasktrail_projector::settings::Settings,
@@ -66,6 +66,8 @@ impl System {
         command.rate_limit.requests = 100_000;
         command.relay.poll_interval_ms = 50;
         command.query_api.public_url.clone_from(&query_url);
+        command.storage = servers().storage.clone();
+        command.storage.prefix.clone_from(&read_side.prefix);
         let command_url = spawn(
             tasktrail_command_api::startup::build(command)
                 .await

@@ -72,6 +72,7 @@ pub fn settings(db: &TestDatabase, mongo_database: &str, prefix: &str) -> Settin
     settings.auth.jwt_secret = Secret::new(SECRET);
     settings.rate_limit.requests = 100_000;
     settings.read.min_version_timeout_ms = 2000;
+    settings.storage.prefix = prefix.to_owned();
     settings
 }
 
@@ -393,6 +394,7 @@ pub fn task(project: &ProjectView, title: &str, created_second: i64) -> TaskView
         priority: "normal".to_owned(),
         priority_rank: Some(1),
         labels: Vec::new(),
+        attachments: Vec::new(),
         assignee_id: None,
         created_by: project.owner_id.clone(),
         due_date: None,

@@ -14,12 +14,12 @@ const SOON: Duration = Duration::from_secs(30);
 /// How long a test waits to be sure something does not come.
 const A_WHILE: Duration = Duration::from_secs(2);
 
-struct User {
-    id: String,
-    token: String,
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
-async fn user(system: &System, name: &str) -> User {
+pub(crate) async fn user(system: &System, name: &str) -> User {
     let registered = system
         .command(
             Method::POST,
@@ -65,7 +65,12 @@ fn is(kind: &str, id: &str, version: i64) -> impl Fn(&Event) -> bool {
     }
 }
 
-async fn create(system: &System, owner: &User, path: &str, body: Value) -> (String, i64) {
+pub(crate) async fn create(
+    system: &System,
+    owner: &User,
+    path: &str,
+    body: Value,
+) -> (String, i64) {
     let reply = system
         .command(Method::POST, path, Some(&owner.token), body)
         .await;
@@ -100,7 +105,7 @@ async fn set_priority(system: &System, user: &User, task: &str, priority: &str) 
 }
 
 /// `owner` adds (`POST`) or removes (`DELETE`) `member` in `project`; the project's version.
-async fn membership(
+pub(crate) async fn membership(
     system: &System,
     method: Method,
     owner: &User,
