@@ -16,6 +16,9 @@ use tasktrail_bench::report::{Report, progress as say};
 /// The small and the large file.
 const SMALL: usize = 1024;
 const LARGE: usize = 20 * 1024 * 1024;
+/// Tasks the small uploads go to, and how many each takes (a task holds at most 100).
+const TASKS: usize = 100;
+const PER_TASK: usize = 90;
 
 /// Measures attachments against the running APIs and adds the figures to `report`.
 pub(crate) async fn measure(
@@ -54,14 +57,34 @@ pub(crate) async fn measure(
     let clients = clients.min(8);
 
     say("attachments: 1 KB uploads, through the API and straight to storage");
+    // A task holds at most 100 attachments, and uploads to one task at once would conflict
+    // (one aggregate): upload n goes to task n % TASKS.
+    let mut tasks = Vec::with_capacity(TASKS);
+    for n in 0..TASKS {
+        tasks.push(api.create_task(actor, n as u64 + 1).await?.0);
+    }
+    let tasks = Arc::new(tasks);
     let through = {
-        let (api, actor, task, body) = (api.clone(), actor.clone(), task.clone(), small.clone());
-        load::closed_loop(clients, phase, u64::MAX, move |_, _| {
-            let (api, actor, task, body) = (api.clone(), actor.clone(), task.clone(), body.clone());
+        let (api, actor, tasks, body) = (
+            api.clone(),
+            actor.clone(),
+            Arc::clone(&tasks),
+            small.clone(),
+        );
+        let most = (TASKS * PER_TASK) as u64;
+        load::closed_loop(clients, phase, most, move |_, n| {
+            let (api, actor, body) = (api.clone(), actor.clone(), body.clone());
+            let task = tasks[usize::try_from(n).unwrap_or(0) % TASKS].clone();
             async move { upload(&api, &actor, &task, body).await.map(drop) }
         })
         .await
     };
+    if through.ok + through.errors >= (TASKS * PER_TASK) as u64 {
+        report.note(format!(
+            "attachments: the 1 KB upload phase ran out of its {TASKS} tasks before its time: \
+             raise TASKS in attachments_phase.rs"
+        ));
+    }
     let straight = {
         let (direct, body) = (Arc::clone(&direct), small.clone());
         load::closed_loop(clients, phase, u64::MAX, move |client, n| {
@@ -217,12 +240,17 @@ fn text(bytes: usize) -> Vec<u8> {
         .collect()
 }
 
-fn download_path(task: &str, attachment: &str) -> String {
-    format!("/tasks/{task}/attachments/{attachment}")
+/// The download path of an attachment, read as a client that just uploaded it reads it
+/// (`min_version`: the query API waits for the projector).
+fn download_path(task: &str, attachment: &Uploaded) -> String {
+    format!(
+        "/tasks/{task}/attachments/{}?min_version={}",
+        attachment.id, attachment.version
+    )
 }
 
 /// `POST /tasks/{task}/attachments`: the attachment's id.
-async fn upload(api: &Api, actor: &Actor, task: &str, body: Bytes) -> anyhow::Result<String> {
+async fn upload(api: &Api, actor: &Actor, task: &str, body: Bytes) -> anyhow::Result<Uploaded> {
     let response = api
         .http
         .post(format!(
@@ -235,10 +263,19 @@ async fn upload(api: &Api, actor: &Actor, task: &str, body: Bytes) -> anyhow::Re
         .await?;
     anyhow::ensure!(response.status() == 201, "upload: {}", response.status());
     let reply: serde_json::Value = response.json().await?;
-    reply["attachment_id"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no attachment id")
+    Ok(Uploaded {
+        id: reply["attachment_id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no attachment id")?,
+        version: reply["version"].as_u64().context("no version")?,
+    })
+}
+
+/// An uploaded attachment: its id, and its task's version after it.
+struct Uploaded {
+    id: String,
+    version: u64,
 }
 
 /// `GET` of the download path, then the storage URL it redirects to: the bytes received.
