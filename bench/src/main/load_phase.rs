@@ -190,8 +190,8 @@ pub(crate) async fn measure(
     );
     report.errors("GET /users/{id}", by_id.errors);
     report.errors("GET /tasks", listed.errors);
-    // The stream's latency is one change at a time on a quiet system: the list queries above
-    // leave the MongoDB server busy with requests their clients stopped waiting for.
+    // The stream's latency is one change at a time, measured on a quiet system: the list
+    // queries above may leave the MongoDB server working on requests whose clients are gone.
     say("product: letting the list queries drain before the stream");
     tokio::time::sleep(Duration::from_secs(5)).await;
     catch_up(&projector, Duration::from_secs(60)).await?;
