@@ -222,6 +222,14 @@ impl App {
         .expect("events")
     }
 
+    /// Waits until no object is stored at `key` (the cleaner deleted it).
+    async fn gone(&self, key: &str, what: &str) {
+        eventually(Duration::from_secs(30), what, || async {
+            (!self.store.exists(key).await.expect("head")).then_some(())
+        })
+        .await;
+    }
+
     /// Every object of this test's prefix.
     async fn objects(&self) -> Vec<String> {
         let far = Utc::now() + chrono::Duration::days(1);
@@ -589,30 +597,16 @@ async fn removing_an_attachment_or_deleting_its_task_deletes_the_files_after_the
         .await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.body);
     assert_eq!(again.code(), "attachment_not_found");
-    eventually(
-        Duration::from_secs(30),
-        "the removed attachment's file is deleted",
-        || {
-            let (store, key) = (&app.store, &first_key);
-            async move { (!store.exists(key).await.expect("head")).then_some(()) }
-        },
-    )
-    .await;
+    app.gone(&first_key, "the removed attachment's file is deleted")
+        .await;
     assert!(app.store.exists(&second_key).await.expect("head"));
 
     let deleted = app
         .send(Method::DELETE, &format!("/tasks/{task}"), owner, None)
         .await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
-    eventually(
-        Duration::from_secs(30),
-        "the deleted task's files are deleted",
-        || {
-            let (store, key) = (&app.store, &second_key);
-            async move { (!store.exists(key).await.expect("head")).then_some(()) }
-        },
-    )
-    .await;
+    app.gone(&second_key, "the deleted task's files are deleted")
+        .await;
 }
 
 #[tokio::test]
