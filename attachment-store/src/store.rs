@@ -97,6 +97,10 @@ pub struct AttachmentStore {
 }
 
 impl AttachmentStore {
+    /// Why attachment routes answer 503 when [`Self::from_settings`] gave no store.
+    pub const NOT_CONFIGURED: &str =
+        "no attachment storage is configured (TASKTRAIL_STORAGE__ACCESS_KEY_ID)";
+
     /// The store `settings` describe, or `None` when no access key is configured. Nothing is
     /// contacted: a storage that is down makes each operation fail with
     /// [`StoreError::Unavailable`].

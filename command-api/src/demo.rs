@@ -380,23 +380,7 @@ fn text(reply: &Value, field: &str) -> anyhow::Result<String> {
 struct Api(Router);
 
 impl Api {
-    /// Uploads `bytes` as a raw body; an error naming the refusal.
-    async fn upload(&self, path: &str, token: &str, bytes: &'static [u8]) -> anyhow::Result<Value> {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "text/plain")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Body::from(bytes))?;
-        let response = self.0.clone().oneshot(request).await?;
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
-        let reply: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        anyhow::ensure!(status.is_success(), "POST {path}: {status} {reply}");
-        Ok(reply)
-    }
-
-    /// A request; its JSON reply, or an error naming the refusal.
+    /// A JSON request; its JSON reply, or an error naming the refusal.
     async fn call(
         &self,
         method: Method,
@@ -404,18 +388,45 @@ impl Api {
         token: Option<&str>,
         body: Value,
     ) -> anyhow::Result<Value> {
+        self.send(
+            method,
+            path,
+            token,
+            "application/json",
+            Body::from(body.to_string()),
+        )
+        .await
+    }
+
+    /// Uploads `bytes` as a raw body (an attachment); its JSON reply.
+    async fn upload(&self, path: &str, token: &str, bytes: &'static [u8]) -> anyhow::Result<Value> {
+        self.send(
+            Method::POST,
+            path,
+            Some(token),
+            "text/plain",
+            Body::from(bytes),
+        )
+        .await
+    }
+
+    /// A request with `body` of `content_type`; its JSON reply, or an error naming the refusal.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Body,
+    ) -> anyhow::Result<Value> {
         let mut request = Request::builder()
             .method(method.clone())
             .uri(path)
-            .header(header::CONTENT_TYPE, "application/json");
+            .header(header::CONTENT_TYPE, content_type);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let response = self
-            .0
-            .clone()
-            .oneshot(request.body(Body::from(body.to_string()))?)
-            .await?;
+        let response = self.0.clone().oneshot(request.body(body)?).await?;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
         let reply: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

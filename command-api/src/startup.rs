@@ -59,8 +59,8 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
         .map_err(|error| anyhow::anyhow!("invalid attachment storage settings: {error}"))?;
     if attachments.is_none() {
         tracing::warn!(
-            "no attachment storage is configured (TASKTRAIL_STORAGE__ACCESS_KEY_ID): \
-             attachment routes answer 503"
+            "{}: attachment routes answer 503",
+            AttachmentStore::NOT_CONFIGURED
         );
     }
     let tokens = Arc::new(Tokens::from_settings(&settings.auth)?);

@@ -227,7 +227,7 @@ pub async fn complete_upload(
     {
         return Err(domain_error(&domain::TaskError::AttachmentExists));
     }
-    check_may_attach(&state, &caller, task_id).await?;
+    may_attach(&state, &caller, &task).await?;
     let key = store.key(task_id, attachment_id);
     let stored = store.check_uploaded(&key).await.map_err(storage_error)?;
     if stored.sha256 != claimed {
@@ -274,7 +274,7 @@ fn storage(state: &AppState) -> Result<&AttachmentStore, ApiError> {
     state.attachments.as_ref().ok_or_else(|| {
         ApiError(HttpError::unavailable(
             "object storage",
-            &"no attachment storage is configured (TASKTRAIL_STORAGE__ACCESS_KEY_ID)",
+            &AttachmentStore::NOT_CONFIGURED,
         ))
     })
 }
@@ -312,7 +312,12 @@ async fn check_may_attach(
     caller: &Caller,
     task_id: Uuid,
 ) -> Result<(), ApiError> {
-    let (task, _): (Task, u64) = state.tasks.load(task_id).await?;
+    let (task, _) = state.tasks.load(task_id).await?;
+    may_attach(state, caller, &task).await
+}
+
+/// [`check_may_attach`] on a task already loaded.
+async fn may_attach(state: &AppState, caller: &Caller, task: &Task) -> Result<(), ApiError> {
     let services = state.registry.task_services();
     task.check_attach(caller.actor(), services.as_ref())
         .await

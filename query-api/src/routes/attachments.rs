@@ -4,6 +4,7 @@
 //! found at upload and `Content-Disposition: attachment`, so a browser saves the file and never
 //! renders it.
 
+use attachment_store::AttachmentStore;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -47,12 +48,10 @@ pub async fn download(
         .iter()
         .find(|attachment| attachment.id == attachment_id)
         .ok_or_else(|| ApiError::not_found("attachment", &attachment_id))?;
-    let store = state.attachments.as_ref().ok_or_else(|| {
-        ApiError::unavailable(
-            "object storage",
-            &"no attachment storage is configured (TASKTRAIL_STORAGE__ACCESS_KEY_ID)",
-        )
-    })?;
+    let store = state
+        .attachments
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("object storage", &AttachmentStore::NOT_CONFIGURED))?;
     // The storage answers before a client is sent to it: down is 503 here, not a broken link.
     let stored = store
         .exists(&attachment.storage_key)
