@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cqrs_es::Aggregate;
 use domain::{Actor, DomainError, Project, Task, User};
-use event_store::{CommandBus, Committed, Metadata, Registry};
+use event_store::{CommandBus, CommandError, Committed, Metadata, Registry};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -165,16 +165,37 @@ where
             .await
     }
 
-    /// Like [`Commands::execute`] for a command that creates the aggregate: 201.
+    /// Like [`Commands::execute`] for a command that creates the aggregate `id`, an id the API
+    /// has just generated: nothing is loaded (see [`CommandBus::create`]); 201.
     pub async fn create(
         &self,
         id: Uuid,
         command: A::Command,
         caller: Caller,
     ) -> Result<Response, ApiError> {
+        if let Some(expected) = caller.expected.0
+            && expected != 0
+        {
+            // A new aggregate is at version 0.
+            return Err(CommandError::<A::Error>::VersionConflict {
+                expected,
+                actual: 0,
+            }
+            .into());
+        }
         let meta = metadata(caller.ids, Some(caller.user.claims.sub));
-        self.run(id, command, meta, caller.expected.0, StatusCode::CREATED)
-            .await
+        self.create_with(id, command, meta).await
+    }
+
+    /// [`Commands::create`] with the event metadata given (a registration has no caller).
+    pub async fn create_with(
+        &self,
+        id: Uuid,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Response, ApiError> {
+        let committed = self.bus.create(&id.to_string(), command, metadata).await?;
+        Ok(self.reply(id, &committed, StatusCode::CREATED))
     }
 
     /// Runs `command` for `caller` like [`Commands::execute`], and returns what was committed

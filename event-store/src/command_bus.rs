@@ -199,6 +199,36 @@ impl<A: Aggregate> CommandBus<A> {
         self.decide_and_commit(context, command, metadata).await
     }
 
+    /// Runs a command that creates the aggregate `aggregate_id`, an id nobody has used yet
+    /// (one the API has just generated): the aggregate decides on its default state, with
+    /// nothing loaded. If the id was taken after all, the commit's optimistic lock refuses it
+    /// ([`CommandError::Concurrency`]); nothing is overwritten.
+    ///
+    /// # Errors
+    /// As [`CommandBus::execute`], without [`CommandError::VersionConflict`].
+    #[tracing::instrument(
+        name = "command",
+        skip_all,
+        fields(aggregate_type = A::TYPE, aggregate_id = %aggregate_id, version, events)
+    )]
+    pub async fn create(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Clone,
+    {
+        let context = EventStoreAggregateContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate: A::default(),
+            current_sequence: 0,
+            current_snapshot: None,
+        };
+        self.decide_and_commit(context, command, metadata).await
+    }
+
     /// Lets the aggregate of `context` decide, commits its events, and keeps the new state in
     /// the cache (forgets it when the commit failed).
     async fn decide_and_commit(

@@ -97,10 +97,7 @@ pub(crate) async fn register_user(
         actor,
     };
     let meta = metadata(ids, actor.map(|a| a.user_id).or(Some(user_id)));
-    state
-        .users
-        .run(user_id, command, meta, None, StatusCode::CREATED)
-        .await
+    state.users.create_with(user_id, command, meta).await
 }
 
 #[utoipa::path(post, path = "/auth/register", tag = "auth",

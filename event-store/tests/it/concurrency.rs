@@ -198,3 +198,36 @@ async fn a_refusal_from_a_stale_cache_is_decided_again_on_the_stored_state() {
         .expect("the member is removed, although the first replica's cache has none");
     assert_eq!((removed.version, removed.events), (3, 1));
 }
+
+/// A create decides on the default state without loading: an id that is taken after all (not
+/// the API's fresh UUIDv7, but the same key twice) meets the commit's optimistic lock and
+/// changes nothing.
+#[tokio::test]
+async fn a_create_on_an_id_already_used_conflicts_and_writes_nothing() {
+    let (db, buses) = Buses::fresh().await;
+    let owner = Uuid::new_v4();
+    buses.register_user(owner, "creator").await;
+    let project_id = Uuid::new_v4();
+    let task_id = Uuid::new_v4();
+    buses.create_project(project_id, owner).await;
+    let command = crate::helpers::create_task(task_id, project_id, Actor::user(owner));
+    let created = buses
+        .tasks
+        .create(&task_id.to_string(), command.clone(), metadata(Some(owner)))
+        .await
+        .expect("the first create");
+    assert_eq!((created.version, created.events), (1, 1));
+    // Another bus (another replica) has no cache entry for it either way.
+    let again = Buses::new(&db.pool)
+        .tasks
+        .create(&task_id.to_string(), command, metadata(Some(owner)))
+        .await
+        .expect_err("the id is taken");
+    assert_eq!(again, CommandError::Concurrency);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(task_id.to_string())
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(events, 1, "the stored task is untouched");
+}

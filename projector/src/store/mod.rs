@@ -155,6 +155,7 @@ impl Store {
         // Which of the batch's aggregates are parked, and which events an operator dropped: two
         // reads at once (each a round trip on the path of every event).
         let keys: Vec<AggregateKey> = groups.keys().cloned().collect();
+        let checks_started = std::time::Instant::now();
         let (parked, dropped) = tokio::try_join!(
             async {
                 if options.hold_parked {
@@ -165,6 +166,10 @@ impl Store {
             },
             parked::dropped(&self.db),
         )?;
+        tracing::debug!(
+            checks_us = checks_started.elapsed().as_micros(),
+            "projector: parked and dropped read"
+        );
         for key in parked {
             if let Some(held) = groups.remove(&key) {
                 parked::hold(&self.db, &key, &held).await?;
@@ -268,11 +273,11 @@ impl Store {
             .await?;
         tracing::debug!(
             events = applied,
-            read_ms = loaded_at.as_millis(),
-            fold_ms = (folded_at - loaded_at).as_millis(),
-            write_ms = (written_at - folded_at).as_millis(),
-            commit_ms = (committed_at - written_at).as_millis(),
-            redis_ms = (started.elapsed() - committed_at).as_millis(),
+            read_us = loaded_at.as_micros(),
+            fold_us = (folded_at - loaded_at).as_micros(),
+            write_us = (written_at - folded_at).as_micros(),
+            commit_us = (committed_at - written_at).as_micros(),
+            redis_us = (started.elapsed() - committed_at).as_micros(),
             "projector: batch timings"
         );
         Ok((model, applied))

@@ -19,13 +19,20 @@ pub struct TaskNames {
 }
 
 impl ReadStore {
-    /// The names `tasks` show: their projects' names and their assignees' usernames, read with
-    /// one query per collection. They are not stored in the tasks, so renaming a project writes
-    /// one document however many tasks it has, and every task shows the new name at once.
+    /// The names `tasks` show: their projects' names and their assignees' usernames. They are
+    /// not stored in the tasks, so renaming a project writes one document however many tasks it
+    /// has, and every task shows the new name at once.
+    ///
+    /// One task (`GET /tasks/{id}`, each change of `GET /stream`) reads them from the hot
+    /// copies in Redis, as `GET /projects/{id}` does; a list reads them with one MongoDB query
+    /// per collection.
     ///
     /// # Errors
     /// MongoDB unreachable.
     pub async fn task_names(&self, tasks: &[TaskView]) -> Result<TaskNames, StoreError> {
+        if let [task] = tasks {
+            return self.names_of_one(task).await;
+        }
         let mut project_ids: Vec<&str> = tasks.iter().map(|t| t.project_id.as_str()).collect();
         let mut user_ids: Vec<&str> = tasks
             .iter()
@@ -79,6 +86,21 @@ impl ReadStore {
     }
 
     /// `field` of the documents of `collection` with these ids, by id.
+    /// The names one task shows, from the hot copies (Redis first, then MongoDB).
+    async fn names_of_one(&self, task: &TaskView) -> Result<TaskNames, StoreError> {
+        let (project, assignee) =
+            futures::try_join!(self.project(&task.project_id, None), async {
+                match task.assignee_id.as_deref() {
+                    Some(id) => self.user(id, None).await,
+                    None => Ok(None),
+                }
+            })?;
+        Ok(TaskNames {
+            projects: project.map(|p| (p.id, p.name)).into_iter().collect(),
+            users: assignee.map(|u| (u.id, u.username)).into_iter().collect(),
+        })
+    }
+
     async fn names_of(
         &self,
         collection: fn(u64) -> String,

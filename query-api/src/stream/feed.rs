@@ -201,11 +201,19 @@ impl Feed {
                     let Some(change) = change_of(&entry.map) else {
                         continue;
                     };
+                    let started = std::time::Instant::now();
                     if let Some(data) = self.render(&change).await {
                         // No receiver is not an error: nobody is streaming.
-                        let _receivers =
-                            self.sender
-                                .send(Message::Change(Arc::new(Entry { id, change, data })));
+                        let streams = self
+                            .sender
+                            .send(Message::Change(Arc::new(Entry { id, change, data })))
+                            .unwrap_or(0);
+                        tracing::debug!(
+                            %id,
+                            streams,
+                            render_us = started.elapsed().as_micros(),
+                            "stream: change sent to the open streams"
+                        );
                     }
                 }
             }
