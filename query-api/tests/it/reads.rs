@@ -240,9 +240,12 @@ async fn a_task_shows_the_current_names_of_its_project_and_assignee() {
     );
 
     // A rename and a registration change one document each; every task shows them at once.
+    // (One task reads its names from the hot copies, which the first read filled from MongoDB:
+    // the rename writes both copies, as the projector does.)
     apollo.name = "Artemis".to_owned();
     apollo.version += 1;
     app.put_project(&apollo).await;
+    app.cache_project(&apollo).await;
     app.put_user(&assignee).await;
     let one = app.ok(&format!("/tasks/{}", assigned.id), &token).await;
     assert_eq!(
