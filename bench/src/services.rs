@@ -411,3 +411,97 @@ fn listening_program_version(port: u16) -> Option<String> {
     }
     None
 }
+
+/// CPU time of the machine and of every process at one moment (from `/proc`), to say how busy
+/// the machine was while a latency was measured ([`CpuSnapshot::since`]).
+#[derive(Debug, Clone)]
+pub struct CpuSnapshot {
+    /// Busy and total jiffies of all CPUs.
+    machine: (u64, u64),
+    /// Jiffies (user + system) and name of each process.
+    processes: std::collections::HashMap<u32, (u64, String)>,
+}
+
+/// How busy the machine was between two [`CpuSnapshot`]s.
+#[derive(Debug, Clone)]
+pub struct CpuUse {
+    /// Share of all CPUs' time that was busy (0–1).
+    pub busy: f64,
+    /// The processes that used the most CPU, as a share of one core (1.0: a whole core).
+    pub top: Vec<(String, f64)>,
+}
+
+impl CpuSnapshot {
+    /// The machine's CPU times now (zeros where `/proc` cannot be read).
+    #[must_use]
+    pub fn take() -> Self {
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| {
+                let fields: Vec<u64> = stat
+                    .lines()
+                    .next()?
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                let total: u64 = fields.iter().sum();
+                // idle and iowait are the 4th and 5th fields
+                let idle =
+                    fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+                Some((total - idle, total))
+            })
+            .unwrap_or((0, 0));
+        let mut processes = std::collections::HashMap::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`: comm may hold spaces; utime and stime are fields 14, 15.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_owned();
+            let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let jiffies = rest
+                .get(11)
+                .and_then(|u| u.parse::<u64>().ok())
+                .zip(rest.get(12).and_then(|s| s.parse::<u64>().ok()))
+                .map_or(0, |(user, system)| user + system);
+            processes.insert(pid, (jiffies, name));
+        }
+        Self { machine, processes }
+    }
+
+    /// What the machine did from `self` to now: its busy share and the three processes that
+    /// used the most CPU.
+    #[must_use]
+    pub fn since(&self) -> CpuUse {
+        let now = Self::take();
+        let busy = now.machine.0.saturating_sub(self.machine.0);
+        let total = now.machine.1.saturating_sub(self.machine.1).max(1);
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        #[expect(clippy::cast_precision_loss, reason = "jiffies of a few seconds")]
+        let per_core = |jiffies: u64| jiffies as f64 * cpus as f64 / total as f64;
+        let mut top: Vec<(String, f64)> = now
+            .processes
+            .iter()
+            .map(|(pid, (jiffies, name))| {
+                let before = self.processes.get(pid).map_or(0, |(j, _)| *j);
+                (name.clone(), per_core(jiffies.saturating_sub(before)))
+            })
+            .collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1));
+        top.truncate(3);
+        #[expect(clippy::cast_precision_loss, reason = "jiffies of a few seconds")]
+        let busy = busy as f64 / total as f64;
+        CpuUse { busy, top }
+    }
+}

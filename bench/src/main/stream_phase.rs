@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use tasktrail_bench::load::Latencies;
 use tasktrail_bench::product::{Actor, Api};
 use tasktrail_bench::report::{Report, progress as say};
-use tasktrail_bench::services::Service;
+use tasktrail_bench::services::{CpuSnapshot, Service};
 use test_support::sse::EventStream;
 
 /// Idle streams held at once.
@@ -30,6 +30,7 @@ pub(crate) async fn measure(
     let mut latencies = Latencies::default();
     let mut missed = 0;
     let samples = if quick { 30 } else { 300 };
+    let cpu = CpuSnapshot::take();
     for n in 0..samples {
         let priority = if n % 2 == 0 { "high" } else { "low" };
         let version = api.set_priority(actor, &task, priority).await?;
@@ -45,7 +46,18 @@ pub(crate) async fn measure(
             None => missed += 1,
         }
     }
+    let cpu = cpu.since();
     let summary = latencies.summary();
+    report.note(format!(
+        "GET /stream latency: the machine was {:.0}% busy while it was measured (one change at a \
+         time); most CPU: {}",
+        cpu.busy * 100.0,
+        cpu.top
+            .iter()
+            .map(|(name, cores)| format!("{name} {:.0}% of a core", cores * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     report.product(
         "command accepted → event on GET /stream, p50",
         summary.p50_ms,
