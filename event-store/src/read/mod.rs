@@ -217,15 +217,23 @@ pub async fn held_back<'e>(
     executor: impl PgExecutor<'e>,
     position: &Position,
 ) -> Result<bool, ReadError> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events
-                         WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
+    // Not `SELECT EXISTS (…)`: PostgreSQL drops an ORDER BY inside EXISTS and, expecting an early
+    // hit, scans the whole table when there is none, which is the usual answer here (the relay
+    // asks after every read that found nothing): 28 ms at 78,000 events, and growing with the
+    // store. In the order of the `(transaction_id, global_position)` index with LIMIT 1 it reads
+    // one index page.
+    let next: Option<bool> = sqlx::query_scalar(
+        "SELECT true FROM events
+          WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+          ORDER BY events.transaction_id, global_position
+          LIMIT 1",
     )
     .bind(&position.transaction_id)
     .bind(position.global_position)
-    .fetch_one(executor)
+    .fetch_optional(executor)
     .await
-    .map_err(database("looking for held-back events"))
+    .map_err(database("looking for held-back events"))?;
+    Ok(next.is_some())
 }
 
 /// The events of one aggregate after `after_sequence`, in sequence order, at most `limit`
