@@ -7,6 +7,7 @@ use tasktrail_projector::parked::{self, Retried};
 use tasktrail_projector::replay::{self, ReplayOptions};
 use tasktrail_projector::settings::Settings;
 use tasktrail_projector::startup;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,7 +26,9 @@ async fn main() -> anyhow::Result<()> {
                 projection,
                 dry_run,
                 progress: !quiet,
+                stop: CancellationToken::new(),
             };
+            tokio::spawn(stop_on_signal(options.stop.clone()));
             let report = replay::replay(&store, &settings.projector, options).await;
             close(store).await;
             let report = report.context("replay failed")?;
@@ -115,4 +118,17 @@ fn report(out: &mut impl std::io::Write, retried: Retried) -> anyhow::Result<()>
         }
         Retried::StillParked(reason) => anyhow::bail!("still parked: {reason}"),
     }
+}
+
+/// The first SIGINT or SIGTERM stops the replay after the batch it is applying (its checkpoint
+/// commits with that batch); a second one ends the process at once (the checkpoint still holds).
+async fn stop_on_signal(stop: CancellationToken) {
+    service_runtime::shutdown::signal().await;
+    let _ignored = writeln!(
+        std::io::stderr(),
+        "stopping after the current batch; signal again to quit at once"
+    );
+    stop.cancel();
+    service_runtime::shutdown::signal().await;
+    std::process::exit(130);
 }

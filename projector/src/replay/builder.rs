@@ -5,12 +5,14 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use read_model::IndexScope;
+use tokio_util::sync::CancellationToken;
 
 use crate::settings::ProjectorSettings;
 use crate::store::{self, AlsoWrite, BatchOptions, Store};
 use event_store::read::{self, AggregateCursor, Position};
 
 use super::checkpoint::checkpoint_write;
+use super::{ReplayOptions, Stopped};
 
 /// How long the fold waits, at most, for committed events held back by an open transaction.
 const HELD_BACK_LIMIT: Duration = Duration::from_secs(30);
@@ -62,11 +64,18 @@ pub(super) struct Builder<'a> {
     pub(super) bar: ProgressBar,
     /// Park poison events in `projector_parked` (not for a dry run).
     pub(super) park: bool,
+    /// [`super::ReplayOptions::stop`].
+    stop: CancellationToken,
 }
 
 impl<'a> Builder<'a> {
-    pub(super) fn new(store: &'a Store, generation: u64, progress: bool, park: bool) -> Self {
-        let bar = if progress {
+    pub(super) fn new(
+        store: &'a Store,
+        generation: u64,
+        options: &ReplayOptions,
+        park: bool,
+    ) -> Self {
+        let bar = if options.progress {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, ETA {eta}",
@@ -83,6 +92,7 @@ impl<'a> Builder<'a> {
             position: Position::start(),
             bar,
             park,
+            stop: options.stop.clone(),
         }
     }
 
@@ -120,9 +130,10 @@ impl<'a> Builder<'a> {
                     read::by_aggregate(pool, &cursor, size),
                 );
                 log_parked(&applied?.parked);
-                (cursor, batch) = next?;
                 folded += count;
                 self.advance(count);
+                self.stop_if_asked(folded)?;
+                (cursor, batch) = next?;
             }
         }
 
@@ -140,10 +151,11 @@ impl<'a> Builder<'a> {
                     read::after(pool, &last, size),
                 );
                 log_parked(&applied?.parked);
-                batch = next?;
                 self.position = last;
                 folded += count;
                 self.advance(count);
+                self.stop_if_asked(folded)?;
+                batch = next?;
             }
             // Committed events the read could not take yet wait behind an older transaction
             // that is still open (anywhere in the cluster): fold them too once it ends, so the
@@ -165,6 +177,16 @@ impl<'a> Builder<'a> {
         }
         self.bar.finish_and_clear();
         Ok(folded)
+    }
+
+    /// [`Stopped`] once [`ReplayOptions::stop`] is cancelled: the batches applied so far and
+    /// the checkpoint that went with each are committed, so a new replay resumes after them.
+    fn stop_if_asked(&self, folded: u64) -> anyhow::Result<()> {
+        if self.stop.is_cancelled() {
+            self.bar.abandon();
+            return Err(Stopped { folded }.into());
+        }
+        Ok(())
     }
 
     pub(super) fn options(&self, also: Option<AlsoWrite>) -> BatchOptions {

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use mongodb::bson::Document;
 use read_model::{Generation, IndexScope, keys, names};
+use tokio_util::sync::CancellationToken;
 
 use event_store::read::{self, Position};
 
@@ -73,7 +74,7 @@ impl Projection {
 }
 
 /// How to replay.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReplayOptions {
     /// What a dry run compares (a real replay always rebuilds a whole generation).
     pub projection: Projection,
@@ -81,6 +82,19 @@ pub struct ReplayOptions {
     pub dry_run: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Once cancelled (the CLI cancels it on SIGINT or SIGTERM), the fold stops after the batch
+    /// it is applying and the replay fails with [`Stopped`]; run it again to resume.
+    pub stop: CancellationToken,
+}
+
+/// The error of a replay whose [`ReplayOptions::stop`] was cancelled while it folded.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stopped when asked, after {folded} events; run the replay again to resume from its checkpoint"
+)]
+pub struct Stopped {
+    /// Events folded in this run before it stopped.
+    pub folded: u64,
 }
 
 /// What a replay did.
@@ -115,8 +129,8 @@ fn say(message: &str) {
 /// Runs a replay (see the module documentation).
 ///
 /// # Errors
-/// Any server error, a gap in the event store, or a `--projection` other than `all` without
-/// `--dry-run`.
+/// Any server error, a gap in the event store, a `--projection` other than `all` without
+/// `--dry-run`, or [`Stopped`].
 pub async fn replay(
     store: &Store,
     settings: &ProjectorSettings,
@@ -134,7 +148,7 @@ pub async fn replay(
         let scratch = pointer.active + SCRATCH_OFFSET;
         // No secondary indexes: nothing queries the scratch generation but the comparison.
         drop_generation(store, scratch).await?;
-        let mut builder = Builder::new(store, scratch, options.progress, false);
+        let mut builder = Builder::new(store, scratch, &options, false);
         let (cursor, end) = read::boundary(&store.pool).await?;
         let folded = builder.fold(settings, Some(cursor), end, false).await;
         let outcome = match folded {
@@ -180,7 +194,7 @@ pub async fn replay(
             ));
             report.resumed = true;
             let generation = checkpoint.generation;
-            let mut builder = Builder::new(store, generation, options.progress, true);
+            let mut builder = Builder::new(store, generation, &options, true);
             report.events = builder
                 .fold(
                     settings,
@@ -203,7 +217,7 @@ pub async fn replay(
             read_model::ensure_indexes(db, generation, IndexScope::AllButTasks).await?;
             let (cursor, end) = read::boundary(&store.pool).await?;
             write_checkpoint(db, generation, &end, Some(&cursor), "building", true).await?;
-            let mut builder = Builder::new(store, generation, options.progress, true);
+            let mut builder = Builder::new(store, generation, &options, true);
             report.events = builder.fold(settings, Some(cursor), end, true).await?;
             builder.finish_build().await?;
             (generation, builder.position, Some(pointer.active))
@@ -220,18 +234,27 @@ pub async fn replay(
         ));
     }
     let swapped_at = Instant::now();
-    tokio::time::sleep(SETTLE).await;
+    pause(SETTLE, &options.stop, report.events).await?;
     let caught_up = catch_up(store, settings, generation, position).await?;
     write_checkpoint(db, generation, &caught_up, None, "swapped", false).await?;
     if let Some(previous) = previous.filter(|p| *p != generation) {
         let wait =
             Duration::from_secs(settings.drop_old_after_secs).saturating_sub(swapped_at.elapsed());
-        tokio::time::sleep(wait).await;
+        pause(wait, &options.stop, report.events).await?;
         drop_generation(store, previous).await?;
         say(&format!("dropped generation {previous}"));
     }
     write_checkpoint(db, generation, &caught_up, None, "done", false).await?;
     Ok(report)
+}
+
+/// Sleeps `duration`, or fails with [`Stopped`] as soon as `stop` is cancelled (the swapped
+/// checkpoint is written before each pause, so a new run resumes with the catch-up).
+async fn pause(duration: Duration, stop: &CancellationToken, folded: u64) -> anyhow::Result<()> {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => Ok(()),
+        () = stop.cancelled() => Err(Stopped { folded }.into()),
+    }
 }
 
 /// Applies the events after `position` with the live projector's guarded batch (live members

@@ -100,6 +100,7 @@ impl World {
                 projection: Projection::All,
                 dry_run: true,
                 progress: false,
+                stop: tokio_util::sync::CancellationToken::new(),
             },
         )
         .await

@@ -12,6 +12,7 @@ fn real() -> ReplayOptions {
         projection: Projection::All,
         dry_run: false,
         progress: false,
+        stop: tokio_util::sync::CancellationToken::new(),
     }
 }
 
@@ -83,6 +84,7 @@ async fn a_dry_run_reports_differences_and_exits_with_them() {
             projection: Projection::Users,
             dry_run: true,
             progress: false,
+            stop: tokio_util::sync::CancellationToken::new(),
         },
     )
     .await
@@ -98,40 +100,38 @@ async fn a_dry_run_reports_differences_and_exits_with_them() {
     world.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_interrupted_replay_resumes_from_its_checkpoint() {
+#[tokio::test]
+async fn a_stopped_replay_resumes_from_its_checkpoint() {
     let world = World::new().await;
     let stream = workload(23, 10, 3000);
     seed(world.pool(), &stream).await;
-    let store = world.store.clone();
-    let settings = world.settings.projector.clone();
-    let running = tokio::spawn(async move { replay::replay(&store, &settings, real()).await });
-    // Let it write a few batches of its first phase (aggregate order: projects, tasks, users),
-    // then kill it.
-    test_support::eventually(test_support::EVENTUALLY, "a checkpoint", || async {
-        let found = world
-            .store
-            .db
-            .collection::<mongodb::bson::Document>(read_model::names::REPLAY)
-            .find_one(mongodb::bson::doc! { "by_aggregate.aggregate_type": "task" })
-            .await
-            .expect("find");
-        found.map(|_| ())
-    })
-    .await;
-    running.abort();
-    let _ignored = running.await;
+    // Asked to stop before it starts, the replay applies its first batch (with its checkpoint)
+    // and stops there: in its first phase, in aggregate order.
+    let stopped = real();
+    stopped.stop.cancel();
+    let error = replay::replay(&world.store, &world.settings.projector, stopped)
+        .await
+        .expect_err("a stopped replay fails");
+    let folded = error
+        .downcast_ref::<replay::Stopped>()
+        .unwrap_or_else(|| panic!("{error:#}"))
+        .folded;
+    assert!(folded > 0 && folded < stream.len() as u64, "{folded}");
+    assert_eq!(
+        Generation::active(&world.store.db).await.expect("active"),
+        1,
+        "nothing swapped"
+    );
     let resumed = replay::replay(&world.store, &world.settings.projector, real())
         .await
         .expect("resume");
     assert!(resumed.resumed);
-    // At least the first batch (500 events) was folded before the kill.
-    assert!(
-        resumed.events <= stream.len() as u64 - 500,
-        "resumed after the checkpoint: {} of {}",
-        resumed.events,
-        stream.len()
+    assert_eq!(
+        resumed.events + folded,
+        stream.len() as u64,
+        "the resumed run folds exactly what the stopped one did not"
     );
+    assert_eq!(resumed.generation, 2);
     assert!(world.differences().await.is_empty());
     world.cleanup().await;
 }
@@ -146,6 +146,7 @@ async fn a_partial_real_replay_is_refused() {
             projection: Projection::Tasks,
             dry_run: false,
             progress: false,
+            stop: tokio_util::sync::CancellationToken::new(),
         },
     )
     .await;

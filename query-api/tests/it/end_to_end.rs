@@ -149,6 +149,7 @@ impl System {
                 projection: tasktrail_projector::replay::Projection::All,
                 dry_run: false,
                 progress: false,
+                stop: tokio_util::sync::CancellationToken::new(),
             };
             tasktrail_projector::replay::replay(&store, &settings, options).await
         })
