@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::load::{OpenLoop, Percentiles};
-use crate::services::{Service, rss_mib};
+use crate::services::{CpuUse, Service, rss_mib};
 
 /// One line of progress on stderr.
 pub fn progress(what: &str) {
@@ -124,6 +124,25 @@ impl Report {
     pub fn note(&mut self, note: String) {
         progress(&note);
         self.notes.push(note);
+    }
+
+    /// Where the CPU went while `commands` commands were accepted: each program's CPU time
+    /// per command (the profile of the command path under load, relay and projector included).
+    pub fn cpu_per_command(&mut self, phase: &str, cpu: &CpuUse, commands: u64) {
+        #[expect(clippy::cast_precision_loss, reason = "a command count")]
+        let per_command = |seconds: f64| seconds * 1000.0 / commands.max(1) as f64;
+        let total: f64 = cpu.programs.iter().map(|(_, seconds)| seconds).sum();
+        self.note(format!(
+            "{phase}: CPU per command {:.2} ms in all, the machine {:.0}% busy; by program: {}",
+            per_command(total),
+            cpu.busy * 100.0,
+            cpu.programs
+                .iter()
+                .take(8)
+                .map(|(name, seconds)| format!("{name} {:.2} ms", per_command(*seconds)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
 
     pub fn memory_idle(&mut self, services: &[&Service]) {

@@ -427,8 +427,24 @@ pub struct CpuSnapshot {
 pub struct CpuUse {
     /// Share of all CPUs' time that was busy (0–1).
     pub busy: f64,
-    /// The processes that used the most CPU, as a share of one core (1.0: a whole core).
-    pub top: Vec<(String, f64)>,
+    /// CPU seconds used by each program (processes of the same name added up: PostgreSQL's
+    /// backends are one line), most first.
+    pub programs: Vec<(String, f64)>,
+    /// Wall-clock seconds between the two snapshots.
+    pub seconds: f64,
+}
+
+impl CpuUse {
+    /// The `n` programs that used the most CPU, each as a share of one core (1.0: a whole core).
+    #[must_use]
+    pub fn top(&self, n: usize) -> Vec<(String, f64)> {
+        let seconds = self.seconds.max(f64::EPSILON);
+        self.programs
+            .iter()
+            .take(n)
+            .map(|(name, cpu)| (name.clone(), cpu / seconds))
+            .collect()
+    }
 }
 
 impl CpuSnapshot {
@@ -480,28 +496,34 @@ impl CpuSnapshot {
         Self { machine, processes }
     }
 
-    /// What the machine did from `self` to now: its busy share and the three processes that
-    /// used the most CPU.
+    /// What the machine did from `self` to now: its busy share and the CPU time of each
+    /// program.
     #[must_use]
     pub fn since(&self) -> CpuUse {
         let now = Self::take();
         let busy = now.machine.0.saturating_sub(self.machine.0);
         let total = now.machine.1.saturating_sub(self.machine.1).max(1);
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        #[expect(clippy::cast_precision_loss, reason = "jiffies of a few seconds")]
-        let per_core = |jiffies: u64| jiffies as f64 * cpus as f64 / total as f64;
-        let mut top: Vec<(String, f64)> = now
-            .processes
-            .iter()
-            .map(|(pid, (jiffies, name))| {
-                let before = self.processes.get(pid).map_or(0, |(j, _)| *j);
-                (name.clone(), per_core(jiffies.saturating_sub(before)))
-            })
+        // /proc counts in USER_HZ ticks, 100 a second on Linux.
+        #[expect(clippy::cast_precision_loss, reason = "jiffies of minutes at most")]
+        let seconds = |jiffies: u64| jiffies as f64 / 100.0;
+        let mut programs = std::collections::HashMap::<String, u64>::new();
+        for (pid, (jiffies, name)) in &now.processes {
+            let before = self.processes.get(pid).map_or(0, |(j, _)| *j);
+            *programs.entry(name.clone()).or_default() += jiffies.saturating_sub(before);
+        }
+        let mut programs: Vec<(String, f64)> = programs
+            .into_iter()
+            .filter(|(_, jiffies)| *jiffies > 0)
+            .map(|(name, jiffies)| (name, seconds(jiffies)))
             .collect();
-        top.sort_by(|a, b| b.1.total_cmp(&a.1));
-        top.truncate(3);
-        #[expect(clippy::cast_precision_loss, reason = "jiffies of a few seconds")]
-        let busy = busy as f64 / total as f64;
-        CpuUse { busy, top }
+        programs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        #[expect(clippy::cast_precision_loss, reason = "jiffies of minutes at most")]
+        let (busy, elapsed) = (busy as f64 / total as f64, seconds(total) / cpus as f64);
+        CpuUse {
+            busy,
+            programs,
+            seconds: elapsed,
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tasktrail_bench::baselines;
 use tasktrail_bench::product::{self, Api};
 use tasktrail_bench::report::{self, Report, progress as say};
-use tasktrail_bench::services::Service;
+use tasktrail_bench::services::{CpuSnapshot, Service};
 
 use crate::baseline_phase::Baselines;
 use crate::catch_up::catch_up;
@@ -73,9 +73,13 @@ pub(crate) async fn measure(
 
     say("product: create task, 32 clients");
     let sampler = report::MemorySampler::start(&[&command, &query, &projector]);
+    let cpu = CpuSnapshot::take();
     let (created, tasks) = product::create_tasks(&api, &actors, phase).await;
+    report.cpu_per_command("create task, 32 clients", &cpu.since(), created.ok);
     say("product: change status, 32 clients");
+    let cpu = CpuSnapshot::take();
     let changed = product::change_statuses(&api, &actors, &tasks, phase).await;
+    report.cpu_per_command("change status, 32 clients", &cpu.since(), changed.ok);
     report.memory_load(sampler.stop().await);
     report.product(
         "create task, 32 clients",

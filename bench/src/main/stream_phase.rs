@@ -52,7 +52,7 @@ pub(crate) async fn measure(
         "GET /stream latency: the machine was {:.0}% busy while it was measured (one change at a \
          time); most CPU: {}",
         cpu.busy * 100.0,
-        cpu.top
+        cpu.top(3)
             .iter()
             .map(|(name, cores)| format!("{name} {:.0}% of a core", cores * 100.0))
             .collect::<Vec<_>>()
