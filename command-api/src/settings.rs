@@ -42,10 +42,11 @@ pub struct Settings {
 #[serde(default)]
 pub struct CommandsConfig {
     /// Aggregates of each type kept in memory, so a command on a recently used one loads
-    /// nothing (0: none). The commit's optimistic lock still decides, so this is safe with
-    /// several command-api replicas; a stale entry costs one extra load. Memory: a user or task
-    /// is well under 1 KiB, a project grows with its members: 10,000 of each type stay in the
-    /// low tens of MiB.
+    /// nothing, and as many projects' access (owner, members, archived) for task commands
+    /// (0: none). The commit's optimistic lock and its access check still decide, so this is
+    /// safe with several command-api replicas; a stale entry costs one extra load. Memory: a
+    /// user or task is well under 1 KiB, a project and its access grow with its members: 10,000
+    /// of each stay in the low tens of MiB.
     pub cache_capacity: usize,
 }
 
@@ -87,6 +88,9 @@ pub struct RelayConfig {
     pub batch_size: i64,
     /// Polling fallback when no notification arrives, in milliseconds (>= 10).
     pub poll_interval_ms: u64,
+    /// Under load, the least time between two reads of the events table, in milliseconds
+    /// (0..=100): the commits of this window are published as one batch.
+    pub batch_window_ms: u64,
     /// How often the relay checks that Kafka still has its topics, in milliseconds (>= 100).
     pub topic_check_interval_ms: u64,
     /// `/readyz` reports the relay as behind beyond this many unpublished events…
@@ -101,6 +105,7 @@ impl Default for RelayConfig {
             enabled: true,
             batch_size: 2000,
             poll_interval_ms: 1000,
+            batch_window_ms: 5,
             topic_check_interval_ms: 5000,
             max_lag_events: 10_000,
             max_lag_secs: 60,
@@ -120,6 +125,11 @@ impl RelayConfig {
             self.poll_interval_ms >= 10,
             "TASKTRAIL_RELAY__POLL_INTERVAL_MS must be at least 10 (got {})",
             self.poll_interval_ms
+        );
+        anyhow::ensure!(
+            self.batch_window_ms <= 100,
+            "TASKTRAIL_RELAY__BATCH_WINDOW_MS must be at most 100 (got {})",
+            self.batch_window_ms
         );
         anyhow::ensure!(
             self.topic_check_interval_ms >= 100,

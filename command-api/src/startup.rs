@@ -75,7 +75,8 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
     );
 
     let maintained = revocations.clone();
-    let registry = Registry::new(pool.clone());
+    let registry =
+        Registry::new(pool.clone()).with_access_cache_capacity(settings.commands.cache_capacity);
     let query_api: Arc<str> = settings.query_api.public_url.trim_end_matches('/').into();
     let state = AppState {
         users: Arc::new(Commands::new(
@@ -126,6 +127,7 @@ pub async fn app(settings: &Settings) -> anyhow::Result<App> {
                 topic_prefix: settings.kafka.topic_prefix.clone(),
                 batch_size: relay_config.batch_size,
                 poll_interval: Duration::from_millis(relay_config.poll_interval_ms),
+                batch_window: Duration::from_millis(relay_config.batch_window_ms),
                 partitions: settings.kafka.partitions,
                 replication_factor: settings.kafka.replication_factor,
                 topic_check_interval: Duration::from_millis(relay_config.topic_check_interval_ms),

@@ -12,6 +12,7 @@ use sqlx::PgPool;
 
 use crate::error::UniqueViolation;
 use crate::metadata::Metadata;
+use crate::registry::access;
 use crate::repository::PgEventRepository;
 
 /// What an accepted command did.
@@ -219,6 +220,7 @@ impl<A: Aggregate> CommandBus<A> {
     ) -> Result<Committed, CommandError<A::Error>>
     where
         A: Clone,
+        A::Command: Clone,
     {
         let context = EventStoreAggregateContext {
             aggregate_id: aggregate_id.to_owned(),
@@ -229,9 +231,46 @@ impl<A: Aggregate> CommandBus<A> {
         self.decide_and_commit(context, command, metadata).await
     }
 
+    /// Lets the aggregate of `context` decide and commits its events ([`Self::attempt`]).
+    ///
+    /// Decides a second time, on fresh answers, if the first decision used a project's access
+    /// that its commit found changed, or refused (or changed nothing) on a cached one (see
+    /// `registry::access`). A second stale answer is [`CommandError::Concurrency`].
+    async fn decide_and_commit(
+        &self,
+        context: EventStoreAggregateContext<A>,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Clone,
+        A::Command: Clone,
+    {
+        let first = EventStoreAggregateContext {
+            aggregate_id: context.aggregate_id.clone(),
+            aggregate: context.aggregate.clone(),
+            current_sequence: context.current_sequence,
+            current_snapshot: None,
+        };
+        let (outcome, checks) =
+            access::checked(self.attempt(first, command.clone(), metadata.clone())).await;
+        let refused_or_no_op = matches!(
+            outcome,
+            Err(CommandError::Domain(_)) | Ok(Committed { events: 0, .. })
+        );
+        if !checks.decide_again(refused_or_no_op) {
+            return outcome;
+        }
+        tracing::debug!("deciding again on a project's current access");
+        checks.forget();
+        access::checked(self.attempt(context, command, metadata))
+            .await
+            .0
+    }
+
     /// Lets the aggregate of `context` decide, commits its events, and keeps the new state in
     /// the cache (forgets it when the commit failed).
-    async fn decide_and_commit(
+    async fn attempt(
         &self,
         mut context: EventStoreAggregateContext<A>,
         command: A::Command,

@@ -22,12 +22,14 @@ pub mod read;
 mod registry;
 mod repository;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 use service_runtime::settings::DatabaseSettings;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection as _, PgPool};
 
 pub use command_bus::{CommandBus, CommandError, Committed, DEFAULT_CACHE_CAPACITY};
 pub use error::UniqueViolation;
@@ -38,11 +40,28 @@ pub use repository::{NOTIFY_CHANNEL, PgEventRepository};
 /// Every migration in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
+/// A pooled connection idle for at least this long is pinged before it is handed out.
+pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// A pool that connects lazily: a service starts (and reports 503 on `/readyz`) while PostgreSQL is down.
+///
+/// sqlx pings a connection when the pool takes it back, and by default once more before it hands
+/// it out again: a round trip before every statement. This pool skips the second ping for a
+/// connection that came back less than [`PING_WHEN_IDLE_FOR`] ago; one idle for longer (a
+/// database restart may have closed it meanwhile) is still pinged, and replaced if it is dead.
 pub fn connect_lazy(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout())
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy(settings.url.expose())
         .context("invalid TASKTRAIL_DATABASE__URL")
 }

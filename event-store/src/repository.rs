@@ -13,10 +13,12 @@ use domain::AggregateType;
 use domain::upcast::upcast;
 use futures::StreamExt as _;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments as _, PgConnection, PgPool, Postgres};
 
 use crate::error::{persistence_error, unexpected};
 use crate::registry;
+use crate::registry::access;
 
 /// The channel `persist` notifies (with an empty payload) when it commits events; the relay
 /// listens on it instead of polling in a tight loop.
@@ -25,14 +27,19 @@ pub const NOTIFY_CHANNEL: &str = "tasktrail_events";
 const DEFAULT_STREAM_CHANNEL_SIZE: usize = 200;
 
 /// All events of a commit in one statement. `global_position`, `transaction_id`, `event_id` and
-/// `recorded_at` are filled by their column defaults. A macro, so that both statements below
-/// share it.
+/// `recorded_at` are filled by their column defaults. The events are inserted only if every
+/// project the decision asked about (`$8`) is still at the access version it read (`$9`; see
+/// `registry::access`): otherwise nothing is. A macro, so that both statements below share it.
 macro_rules! insert_events {
     () => {
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
 SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::json, metadata::json
   FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-    AS e (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)"
+    AS e (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+ WHERE (SELECT count(*)
+          FROM project_registry p
+          JOIN UNNEST($8::uuid[], $9::bigint[]) AS checked (project_id, access_version) USING (project_id)
+         WHERE p.access_version = checked.access_version) = cardinality($8::uuid[])"
     };
 }
 
@@ -42,11 +49,12 @@ const INSERT_EVENTS: &str = insert_events!();
 /// The insert and the notification in one statement, for a commit that changes nothing in the
 /// registry: one round trip instead of four (`BEGIN`, `INSERT`, `NOTIFY`, `COMMIT`). A statement
 /// is atomic on its own, the data-modifying `WITH` always runs to completion, and the
-/// notification is delivered when the statement commits, exactly as in the transaction.
+/// notification is delivered when the statement commits, exactly as in the transaction. Answers
+/// how many events it inserted.
 const INSERT_EVENTS_AND_NOTIFY: &str = concat!(
     "WITH inserted AS (",
     insert_events!(),
-    ") SELECT pg_notify($8, '')"
+    " RETURNING 1) SELECT (SELECT count(*) FROM inserted), pg_notify($10, '')"
 );
 
 const SELECT_EVENTS: &str = "
@@ -266,23 +274,56 @@ async fn insert_events(
         payloads.push(serde_json::to_string(&event.payload)?);
         metadata.push(serde_json::to_string(&event.metadata)?);
     }
-    let statement = match notify {
-        Notify::InTheStatement => INSERT_EVENTS_AND_NOTIFY,
-        Notify::Separately => INSERT_EVENTS,
+    let (projects, access_versions) = access::to_check();
+    let checked = !projects.is_empty();
+    let mut arguments = PgArguments::default();
+    bind(&mut arguments, aggregate_types)?;
+    bind(&mut arguments, aggregate_ids)?;
+    bind(&mut arguments, sequences)?;
+    bind(&mut arguments, event_types)?;
+    bind(&mut arguments, event_versions)?;
+    bind(&mut arguments, payloads)?;
+    bind(&mut arguments, metadata)?;
+    bind(&mut arguments, projects)?;
+    bind(&mut arguments, access_versions)?;
+    let inserted = match notify {
+        Notify::InTheStatement => {
+            bind(&mut arguments, NOTIFY_CHANNEL)?;
+            sqlx::query_scalar_with::<_, i64, _>(INSERT_EVENTS_AND_NOTIFY, arguments)
+                .fetch_one(connection)
+                .await
+                .map_err(persistence_error)?
+        }
+        Notify::Separately => {
+            let done = sqlx::query_with(INSERT_EVENTS, arguments)
+                .execute(connection)
+                .await
+                .map_err(persistence_error)?;
+            i64::try_from(done.rows_affected()).unwrap_or(i64::MAX)
+        }
     };
-    let mut query = sqlx::query(statement)
-        .bind(aggregate_types)
-        .bind(aggregate_ids)
-        .bind(sequences)
-        .bind(event_types)
-        .bind(event_versions)
-        .bind(payloads)
-        .bind(metadata);
-    if notify == Notify::InTheStatement {
-        query = query.bind(NOTIFY_CHANNEL);
+    if usize::try_from(inserted).ok() == Some(events.len()) {
+        Ok(())
+    } else if inserted == 0 && checked {
+        // A project's access changed after the decision read it.
+        access::found_stale();
+        Err(PersistenceError::OptimisticLockError)
+    } else {
+        Err(unexpected(format!(
+            "{inserted} of a commit's {} events were inserted",
+            events.len()
+        )))
     }
-    query.execute(connection).await.map_err(persistence_error)?;
-    Ok(())
+}
+
+/// Adds one parameter of the insert.
+fn bind<'q, T>(arguments: &mut PgArguments, value: T) -> Result<(), PersistenceError>
+where
+    T: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + 'q,
+{
+    arguments
+        .add(value)
+        .map_err(|error| unexpected(format!("encoding a parameter of the insert: {error}")))
 }
 
 fn serialized_event(row: EventRow) -> Result<SerializedEvent, PersistenceError> {

@@ -58,6 +58,12 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// The polling fallback when no notification arrives (and the lock retry interval).
     pub poll_interval: Duration,
+    /// The least time from one read of the events table to the next, unless the first filled a
+    /// whole batch (a backlog is read at full speed). Under load the commits of this window go
+    /// out together: one read, one produce request and one checkpoint for all of them, instead
+    /// of one each. An idle relay reads as soon as a commit notifies it. Zero: read on every
+    /// notification.
+    pub batch_window: Duration,
     /// Partitions of the topics the relay creates.
     pub partitions: i32,
     /// Replication factor of the topics the relay creates.
@@ -77,6 +83,7 @@ impl Default for RelaySettings {
             topic_prefix: "tasktrail".to_owned(),
             batch_size: 2000,
             poll_interval: Duration::from_secs(1),
+            batch_window: Duration::from_millis(5),
             partitions: 3,
             replication_factor: 1,
             topic_check_interval: Duration::from_secs(5),

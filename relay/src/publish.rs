@@ -188,6 +188,8 @@ impl Relay {
         // Where the next read starts: after the last batch handed to the producer.
         let mut cursor = checkpoint.clone();
         let mut in_flight: VecDeque<InFlight> = VecDeque::with_capacity(MAX_IN_FLIGHT);
+        // When the next read may start (see `RelaySettings::batch_window`).
+        let mut next_read = tokio::time::Instant::now();
 
         let mut publish_failures = 0_u32;
         // Checked first thing too: the broker may have lost its data while no relay ran.
@@ -217,11 +219,19 @@ impl Relay {
                 // global). No notification announces its end, so the relay looks again soon.
                 let mut held = false;
                 if in_flight.len() < MAX_IN_FLIGHT {
+                    tokio::time::sleep_until(next_read).await;
                     let started = tokio::time::Instant::now();
                     let events = read::after(&mut *connection, &cursor, self.settings.batch_size)
                         .await
                         .context("reading a batch of events")?;
                     self.status.reads.fetch_add(1, Ordering::Relaxed);
+                    let full =
+                        i64::try_from(events.len()).is_ok_and(|n| n >= self.settings.batch_size);
+                    next_read = if full {
+                        started
+                    } else {
+                        started + self.settings.batch_window
+                    };
                     if let Some((last, _)) = events.last() {
                         let last = last.clone();
                         let newest_age_ms = events

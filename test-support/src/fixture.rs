@@ -98,8 +98,15 @@ pub async fn load_store_v1(pool: &sqlx::PgPool) -> sqlx::Result<()> {
         ("project_members", registry.members),
     ] {
         for row in rows {
+            // The columns the fixture has; a column added since takes its default, as it did
+            // in the databases that were migrated.
+            let columns = row
+                .as_object()
+                .map(|fields| fields.keys().cloned().collect::<Vec<_>>().join(", "))
+                .expect("a registry row is a JSON object");
             sqlx::query(&format!(
-                "INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)"
+                "INSERT INTO {table} ({columns}) \
+                 SELECT {columns} FROM jsonb_populate_record(NULL::{table}, $1)"
             ))
             .bind(row)
             .execute(pool)

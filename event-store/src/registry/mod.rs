@@ -2,6 +2,7 @@
 //! step with the events by [`crate::PgEventRepository`] (see `update`), read here by the
 //! aggregates' `Services` and by login. Never the read side.
 
+pub(crate) mod access;
 pub(crate) mod update;
 
 use std::collections::BTreeSet;
@@ -14,6 +15,8 @@ use domain::{
 };
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use self::access::AccessCache;
 
 /// What login needs to know about a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +41,13 @@ pub struct Credentials {
 /// Implements [`UserServices`], [`ProjectServices`] and [`TaskServices`]; hand it to the command
 /// buses with [`Registry::user_services`] etc. A database error is a [`ServiceError`] (the
 /// aggregates turn it into their `Unavailable`, HTTP 503); its message is for logs.
+///
+/// The projects' access that task commands ask for is answered from memory when it can be, and
+/// checked by the command's commit (see [`access`]); every other look-up reads PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: PgPool,
+    access: AccessCache,
 }
 
 type CredentialsRow = (Uuid, String, String, String, bool, i64);
@@ -52,8 +59,21 @@ const SELECT_CREDENTIALS: &str =
 impl Registry {
     /// A registry over `pool` (the event store's database).
     #[must_use]
-    pub const fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            access: AccessCache::new(crate::DEFAULT_CACHE_CAPACITY),
+        }
+    }
+
+    /// The same registry keeping at most `capacity` projects' access in memory (0: none, every
+    /// task command reads it; default [`crate::DEFAULT_CACHE_CAPACITY`]).
+    #[must_use]
+    pub fn with_access_cache_capacity(self, capacity: usize) -> Self {
+        Self {
+            access: AccessCache::new(capacity),
+            ..self
+        }
     }
 
     /// This registry as the `Services` of the `User` aggregate.
@@ -148,9 +168,14 @@ impl Registry {
         Ok(active.map(|active| UserStatus { active }))
     }
 
+    /// The project's access: inside a command, from the cache if it has it (the commit checks
+    /// it, see [`access`]); otherwise read from PostgreSQL, and cached.
     async fn access_to(&self, project_id: Uuid) -> Result<Option<ProjectAccess>, ServiceError> {
-        let row: Option<(Uuid, bool, Vec<Uuid>)> = sqlx::query_as(
-            "SELECT p.owner_id, p.archived,
+        if let Some(cached) = access::cached(&self.access, project_id) {
+            return Ok(Some(cached));
+        }
+        let row: Option<(Uuid, bool, i64, Vec<Uuid>)> = sqlx::query_as(
+            "SELECT p.owner_id, p.archived, p.access_version,
                     coalesce(array_agg(m.user_id) FILTER (WHERE m.user_id IS NOT NULL), '{}')
                FROM project_registry p
                LEFT JOIN project_members m USING (project_id)
@@ -161,10 +186,15 @@ impl Registry {
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| service_error(&error))?;
-        Ok(row.map(|(owner_id, archived, members)| ProjectAccess {
-            owner_id,
-            members: members.into_iter().collect::<BTreeSet<_>>(),
-            archived,
+        Ok(row.map(|(owner_id, archived, version, members)| {
+            let found = ProjectAccess {
+                owner_id,
+                members: members.into_iter().collect::<BTreeSet<_>>(),
+                archived,
+            };
+            self.access.insert(project_id, found.clone(), version);
+            access::read(&self.access, project_id, version);
+            found
         }))
     }
 }

@@ -119,20 +119,27 @@ fn project_statement(
             .bind(project_id)
             .bind(*owner_id)
         }
-        ProjectEvent::ProjectMemberAdded { user_id } => {
-            sqlx::query("INSERT INTO project_members (project_id, user_id) VALUES ($1, $2)")
-                .bind(project_id)
-                .bind(*user_id)
-        }
-        ProjectEvent::ProjectMemberRemoved { user_id } => {
-            sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
-                .bind(project_id)
-                .bind(*user_id)
-        }
-        ProjectEvent::ProjectArchived => {
-            sqlx::query("UPDATE project_registry SET archived = true WHERE project_id = $1")
-                .bind(project_id)
-        }
+        // A change to who may work in the project moves its access version on (see
+        // `registry::access`); the statement's row count is the members' change.
+        ProjectEvent::ProjectMemberAdded { user_id } => sqlx::query(
+            "WITH moved_on AS (UPDATE project_registry SET access_version = access_version + 1
+                                WHERE project_id = $1)
+             INSERT INTO project_members (project_id, user_id) VALUES ($1, $2)",
+        )
+        .bind(project_id)
+        .bind(*user_id),
+        ProjectEvent::ProjectMemberRemoved { user_id } => sqlx::query(
+            "WITH moved_on AS (UPDATE project_registry SET access_version = access_version + 1
+                                WHERE project_id = $1)
+             DELETE FROM project_members WHERE project_id = $1 AND user_id = $2",
+        )
+        .bind(project_id)
+        .bind(*user_id),
+        ProjectEvent::ProjectArchived => sqlx::query(
+            "UPDATE project_registry SET archived = true, access_version = access_version + 1
+              WHERE project_id = $1",
+        )
+        .bind(project_id),
         ProjectEvent::ProjectRenamed { .. }
         | ProjectEvent::ProjectDescribed { .. }
         | ProjectEvent::ProjectDeadlineChanged { .. } => return Ok(None),

@@ -53,3 +53,47 @@ async fn registry_look_ups_on_a_dead_database_are_service_errors() {
     let status = registry.user_status(Uuid::new_v4()).await;
     assert!(status.is_err(), "{status:?}");
 }
+
+/// `connect_lazy` skips sqlx's ping before handing out a connection that came back recently;
+/// one that sat idle is still pinged, so a connection the server closed meanwhile (a restart, an
+/// idle timeout) is replaced instead of failing the next statement.
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced() {
+    let database = test_support::TestDatabase::new().await;
+    let settings = service_runtime::settings::DatabaseSettings {
+        max_connections: 1,
+        ..database.settings()
+    };
+    let pool = event_store::connect_lazy(&settings).expect("a valid URL");
+    let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("a first statement");
+    // The pool takes the connection back (after its own ping) in a task of its own.
+    for _ in 0..500 {
+        if pool.num_idle() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        pool.num_idle(),
+        1,
+        "the connection never came back to the pool"
+    );
+
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&database.pool)
+        .await
+        .expect("terminating the pool's backend");
+    assert!(terminated);
+    // Long enough to count as idle: the next acquire pings, finds it dead and connects anew.
+    tokio::time::sleep(event_store::PING_WHEN_IDLE_FOR + Duration::from_millis(200)).await;
+
+    let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("the pool replaced the closed connection");
+    assert_ne!(second, first);
+}
