@@ -255,13 +255,19 @@ impl Relay {
                                 });
                                 self.count_in_flight(&in_flight);
                                 cursor = last;
-                                // Read ahead while Kafka works on what is queued.
-                                continue 'batches;
+                                if full {
+                                    // Read ahead while Kafka works on what is queued.
+                                    continue 'batches;
+                                }
+                                // The read took all there was: wait for the next commit's
+                                // notification (or this batch's acknowledgement) rather than
+                                // read again at once to find nothing.
                             }
                             Sent::Refused(error) => break 'publish error,
                         }
+                    } else {
+                        held = read::held_back(&mut *connection, &cursor).await?;
                     }
-                    held = read::held_back(&mut *connection, &cursor).await?;
                     if in_flight.is_empty() {
                         // Held back: the older transaction's own commit usually notifies; the
                         // recheck covers one that notifies nothing.

@@ -1,8 +1,9 @@
 //! [`Cleaner`]: a Kafka consumer of the task topic (its own group,
 //! `TASKTRAIL_STORAGE__CLEANER_GROUP`) that deletes an attachment's file after its
 //! `AttachmentRemoved` event, and a task's files after its `TaskDeleted` event. An offset is
-//! committed only after the delete succeeded, and deleting twice is harmless, so nothing is
-//! left behind by a crash or a storage outage: the cleaner waits and tries again.
+//! stored (and committed within a second) only after the delete succeeded, and deleting twice
+//! is harmless, so nothing is left behind by a crash or a storage outage: the cleaner waits and
+//! tries again.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use attachment_store::{AttachmentStore, StoreError};
 use domain::{AggregateType, TaskEvent};
 use event_store::read::Envelope;
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::{Headers as _, Message as _};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -58,7 +59,18 @@ impl Cleaner {
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", &self.group)
             .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
+            // An event's offset is stored once it is handled (its files deleted, or nothing to
+            // do), and librdkafka commits the stored offsets every second and on close: a crash
+            // handles at most a second of events again, harmlessly. Committing each message on
+            // its own cost the broker as much as all the relay's produce requests.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            // Deleting files can wait a moment: the broker holds a fetch until 64 KiB have
+            // come or a second has passed, so under load the cleaner fetches a few times a
+            // second rather than once for every few events.
+            .set("fetch.min.bytes", "65536")
+            .set("fetch.wait.max.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "2000")
             .create()
             .context("creating the attachment cleaner's Kafka consumer")?;
@@ -104,8 +116,8 @@ impl Cleaner {
                     }
                 }
             }
-            if let Err(error) = consumer.commit_message(&message, CommitMode::Async) {
-                tracing::warn!(%error, "attachment cleaner: committing an offset failed");
+            if let Err(error) = consumer.store_offset_from_message(&message) {
+                tracing::warn!(%error, "attachment cleaner: storing an offset failed");
             }
         }
     }
