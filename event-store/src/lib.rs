@@ -4,8 +4,9 @@
 //! embedded at compile time), and the write side's persistence:
 //!
 //! - [`PgEventRepository`]: the cqrs-es event repository over the `events` table. A commit is
-//!   one transaction: one multi-row `INSERT` of its events, the matching update of the
-//!   write-side registry, and `pg_notify('tasktrail_events', '')` ([`NOTIFY_CHANNEL`]).
+//!   one transaction: one multi-row `INSERT` of its events and the matching update of the
+//!   write-side registry; then a `pg_notify('tasktrail_events', '')` ([`NOTIFY_CHANNEL`]) wakes
+//!   the relay ([`wake`]).
 //! - [`Registry`]: look-ups in the write-side registry (`user_registry`, `project_registry`,
 //!   `project_members`): the aggregates' `Services` and login's [`Credentials`].
 //! - [`CommandBus`]: load an aggregate, check the expected version, decide, commit; returns
@@ -21,6 +22,7 @@ mod metadata;
 pub mod read;
 mod registry;
 mod repository;
+pub mod wake;
 
 use std::time::Duration;
 
@@ -35,7 +37,8 @@ pub use command_bus::{CommandBus, CommandError, Committed, DEFAULT_CACHE_CAPACIT
 pub use error::UniqueViolation;
 pub use metadata::Metadata;
 pub use registry::{Credentials, Registry};
-pub use repository::{NOTIFY_CHANNEL, PgEventRepository};
+pub use repository::PgEventRepository;
+pub use wake::NOTIFY_CHANNEL;
 
 /// Every migration in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");

@@ -1,9 +1,9 @@
 //! [`PgEventRepository`]: the cqrs-es `PersistedEventRepository` over the `events` table.
 //!
 //! Unlike postgres-es's repository it inserts the events of a commit with one statement, keeps
-//! the write-side registry in step in the same transaction, and wakes the relay with
-//! `pg_notify` when the transaction commits. A commit that changes nothing in the registry (every
-//! task command, most others) is one statement: insert and notify together.
+//! the write-side registry in step in the same transaction, and wakes the relay after the commit
+//! (see [`crate::wake`]). A commit that changes nothing in the registry (every task command, most
+//! others) is one statement.
 
 use cqrs_es::Aggregate;
 use cqrs_es::persist::{
@@ -13,49 +13,28 @@ use domain::AggregateType;
 use domain::upcast::upcast;
 use futures::StreamExt as _;
 use serde_json::Value;
-use sqlx::postgres::PgArguments;
-use sqlx::{Arguments as _, PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool};
 
 use crate::error::{persistence_error, unexpected};
 use crate::registry;
 use crate::registry::access;
-
-/// The channel `persist` notifies (with an empty payload) when it commits events; the relay
-/// listens on it instead of polling in a tight loop.
-pub const NOTIFY_CHANNEL: &str = "tasktrail_events";
+use crate::wake::RelayWaker;
 
 const DEFAULT_STREAM_CHANNEL_SIZE: usize = 200;
 
 /// All events of a commit in one statement. `global_position`, `transaction_id`, `event_id` and
 /// `recorded_at` are filled by their column defaults. The events are inserted only if every
 /// project the decision asked about (`$8`) is still at the access version it read (`$9`; see
-/// `registry::access`): otherwise nothing is. A macro, so that both statements below share it.
-macro_rules! insert_events {
-    () => {
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+/// `registry::access`): otherwise nothing is.
+const INSERT_EVENTS: &str = "
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
 SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::json, metadata::json
   FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
     AS e (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
  WHERE (SELECT count(*)
           FROM project_registry p
           JOIN UNNEST($8::uuid[], $9::bigint[]) AS checked (project_id, access_version) USING (project_id)
-         WHERE p.access_version = checked.access_version) = cardinality($8::uuid[])"
-    };
-}
-
-/// The insert, inside a transaction that also updates the registry.
-const INSERT_EVENTS: &str = insert_events!();
-
-/// The insert and the notification in one statement, for a commit that changes nothing in the
-/// registry: one round trip instead of four (`BEGIN`, `INSERT`, `NOTIFY`, `COMMIT`). A statement
-/// is atomic on its own, the data-modifying `WITH` always runs to completion, and the
-/// notification is delivered when the statement commits, exactly as in the transaction. Answers
-/// how many events it inserted.
-const INSERT_EVENTS_AND_NOTIFY: &str = concat!(
-    "WITH inserted AS (",
-    insert_events!(),
-    " RETURNING 1) SELECT (SELECT count(*) FROM inserted), pg_notify($10, '')"
-);
+         WHERE p.access_version = checked.access_version) = cardinality($8::uuid[])";
 
 const SELECT_EVENTS: &str = "
 SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata
@@ -82,7 +61,7 @@ type EventRow = (String, String, i64, String, String, Value, Value);
 ///
 /// - `persist` writes all events of a commit with one multi-row `INSERT` and, in the same
 ///   transaction, updates the write-side registry (`user_registry`, `project_registry`,
-///   `project_members`) and runs `pg_notify('tasktrail_events', '')`.
+///   `project_members`); after the commit it wakes the relay ([`crate::wake`]).
 /// - A duplicate `(aggregate_type, aggregate_id, sequence)` is `OptimisticLockError`; a duplicate
 ///   username / e-mail is `UnknownError(UniqueViolation)`; an unreachable database or a pool
 ///   timeout is `ConnectionError`.
@@ -96,6 +75,7 @@ type EventRow = (String, String, i64, String, String, Value, Value);
 pub struct PgEventRepository {
     pool: PgPool,
     stream_channel_size: usize,
+    relay: RelayWaker,
 }
 
 impl PgEventRepository {
@@ -103,6 +83,7 @@ impl PgEventRepository {
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
         Self {
+            relay: RelayWaker::new(pool.clone()),
             pool,
             stream_channel_size: DEFAULT_STREAM_CHANNEL_SIZE,
         }
@@ -211,18 +192,17 @@ impl PersistedEventRepository for PgEventRepository {
         }
         let registry_statements = registry::update::statements(events)?;
         if registry_statements.is_empty() {
+            // One statement is a transaction of its own.
             let mut connection = self.pool.acquire().await.map_err(persistence_error)?;
-            return insert_events(&mut connection, events, Notify::InTheStatement).await;
+            insert_events(&mut connection, events).await?;
+        } else {
+            let mut transaction = self.pool.begin().await.map_err(persistence_error)?;
+            insert_events(&mut transaction, events).await?;
+            registry::update::apply(&mut transaction, registry_statements).await?;
+            transaction.commit().await.map_err(persistence_error)?;
         }
-        let mut transaction = self.pool.begin().await.map_err(persistence_error)?;
-        insert_events(&mut transaction, events, Notify::Separately).await?;
-        registry::update::apply(&mut transaction, registry_statements).await?;
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(NOTIFY_CHANNEL)
-            .execute(&mut *transaction)
-            .await
-            .map_err(persistence_error)?;
-        transaction.commit().await.map_err(persistence_error)
+        self.relay.wake();
+        Ok(())
     }
 
     async fn stream_events<A: Aggregate>(
@@ -240,20 +220,10 @@ impl PersistedEventRepository for PgEventRepository {
     }
 }
 
-/// Whether the insert also notifies the relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Notify {
-    /// [`INSERT_EVENTS_AND_NOTIFY`]: the statement is the whole commit.
-    InTheStatement,
-    /// [`INSERT_EVENTS`]: the caller's transaction notifies.
-    Separately,
-}
-
 /// Inserts the events with one `INSERT … SELECT … FROM UNNEST(…)`.
 async fn insert_events(
     connection: &mut PgConnection,
     events: &[SerializedEvent],
-    notify: Notify,
 ) -> Result<(), PersistenceError> {
     let mut aggregate_types = Vec::with_capacity(events.len());
     let mut aggregate_ids = Vec::with_capacity(events.len());
@@ -276,32 +246,20 @@ async fn insert_events(
     }
     let (projects, access_versions) = access::to_check();
     let checked = !projects.is_empty();
-    let mut arguments = PgArguments::default();
-    bind(&mut arguments, aggregate_types)?;
-    bind(&mut arguments, aggregate_ids)?;
-    bind(&mut arguments, sequences)?;
-    bind(&mut arguments, event_types)?;
-    bind(&mut arguments, event_versions)?;
-    bind(&mut arguments, payloads)?;
-    bind(&mut arguments, metadata)?;
-    bind(&mut arguments, projects)?;
-    bind(&mut arguments, access_versions)?;
-    let inserted = match notify {
-        Notify::InTheStatement => {
-            bind(&mut arguments, NOTIFY_CHANNEL)?;
-            sqlx::query_scalar_with::<_, i64, _>(INSERT_EVENTS_AND_NOTIFY, arguments)
-                .fetch_one(connection)
-                .await
-                .map_err(persistence_error)?
-        }
-        Notify::Separately => {
-            let done = sqlx::query_with(INSERT_EVENTS, arguments)
-                .execute(connection)
-                .await
-                .map_err(persistence_error)?;
-            i64::try_from(done.rows_affected()).unwrap_or(i64::MAX)
-        }
-    };
+    let inserted = sqlx::query(INSERT_EVENTS)
+        .bind(aggregate_types)
+        .bind(aggregate_ids)
+        .bind(sequences)
+        .bind(event_types)
+        .bind(event_versions)
+        .bind(payloads)
+        .bind(metadata)
+        .bind(projects)
+        .bind(access_versions)
+        .execute(connection)
+        .await
+        .map_err(persistence_error)?
+        .rows_affected();
     if usize::try_from(inserted).ok() == Some(events.len()) {
         Ok(())
     } else if inserted == 0 && checked {
@@ -314,16 +272,6 @@ async fn insert_events(
             events.len()
         )))
     }
-}
-
-/// Adds one parameter of the insert.
-fn bind<'q, T>(arguments: &mut PgArguments, value: T) -> Result<(), PersistenceError>
-where
-    T: sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + 'q,
-{
-    arguments
-        .add(value)
-        .map_err(|error| unexpected(format!("encoding a parameter of the insert: {error}")))
 }
 
 fn serialized_event(row: EventRow) -> Result<SerializedEvent, PersistenceError> {

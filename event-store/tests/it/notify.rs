@@ -1,5 +1,5 @@
-//! Each commit wakes the relay through `pg_notify`: one with registry changes (a transaction),
-//! and one without (the insert and the notification in one statement).
+//! Each commit wakes the relay through `pg_notify`, sent after it: one with registry changes (a
+//! transaction), and one without (one statement).
 
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ async fn every_commit_notifies_the_events_channel() {
     buses.create_project(project, owner).await;
     notified(&mut listener).await;
 
-    // A task's events change nothing in the registry: insert and notify are one statement.
+    // A task's events change nothing in the registry: the insert is one statement.
     let task = Uuid::new_v4();
     buses.create_task(task, project, owner).await;
     notified(&mut listener).await;
