@@ -12,7 +12,7 @@ use sqlx::PgPool;
 
 use crate::error::UniqueViolation;
 use crate::metadata::Metadata;
-use crate::registry::access;
+use crate::registry::access::{self, AnswersFrom};
 use crate::repository::PgEventRepository;
 
 /// What an accepted command did.
@@ -252,8 +252,11 @@ impl<A: Aggregate> CommandBus<A> {
             current_sequence: context.current_sequence,
             current_snapshot: None,
         };
-        let (outcome, checks) =
-            access::checked(self.attempt(first, command.clone(), metadata.clone())).await;
+        let (outcome, checks) = access::checked(
+            AnswersFrom::Cache,
+            self.attempt(first, command.clone(), metadata.clone()),
+        )
+        .await;
         let refused_or_no_op = matches!(
             outcome,
             Err(CommandError::Domain(_)) | Ok(Committed { events: 0, .. })
@@ -263,9 +266,12 @@ impl<A: Aggregate> CommandBus<A> {
         }
         tracing::debug!("deciding again on a project's current access");
         checks.forget();
-        access::checked(self.attempt(context, command, metadata))
-            .await
-            .0
+        access::checked(
+            AnswersFrom::Database,
+            self.attempt(context, command, metadata),
+        )
+        .await
+        .0
     }
 
     /// Lets the aggregate of `context` decide, commits its events, and keeps the new state in

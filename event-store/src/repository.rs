@@ -191,6 +191,10 @@ impl PersistedEventRepository for PgEventRepository {
             return Ok(());
         }
         let registry_statements = registry::update::statements(events)?;
+        // Wakes the relay however this ends: after a commit, and also after an error or a
+        // dropped request, where the server may have committed all the same (a needless
+        // wake-up costs one empty read).
+        let _wake = self.relay.on_drop();
         if registry_statements.is_empty() {
             // One statement is a transaction of its own.
             let mut connection = self.pool.acquire().await.map_err(persistence_error)?;
@@ -201,7 +205,6 @@ impl PersistedEventRepository for PgEventRepository {
             registry::update::apply(&mut transaction, registry_statements).await?;
             transaction.commit().await.map_err(persistence_error)?;
         }
-        self.relay.wake();
         Ok(())
     }
 

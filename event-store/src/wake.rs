@@ -8,8 +8,10 @@
 //! pooled connection: at once after a quiet moment, and at most once per [`WAKE_WINDOW`] for all
 //! the commits in between, which the relay then reads as one batch.
 //!
-//! Every commit is followed by a notification sent after it, unless the process dies in
-//! between; the relay's poll (`TASKTRAIL_RELAY__POLL_INTERVAL_MS`) finds such events anyway.
+//! Every commit (and every commit that failed or was dropped on its way, which the server may
+//! have made all the same) is followed by a notification sent after it, unless the process ends
+//! first or PostgreSQL refuses the notification; the relay's poll
+//! (`TASKTRAIL_RELAY__POLL_INTERVAL_MS`, 1 s) finds such events anyway.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -41,15 +43,32 @@ impl RelayWaker {
         }
     }
 
+    /// A guard that calls [`RelayWaker::wake`] when dropped: take it before a commit.
+    pub(crate) fn on_drop(&self) -> WakeOnDrop<'_> {
+        WakeOnDrop(self)
+    }
+
     /// After a commit: a notification will follow, at once or at the end of the current window.
-    pub(crate) fn wake(&self) {
+    fn wake(&self) {
         let due = self.due.get_or_init(|| {
             let (due, wake_ups) = mpsc::channel(1);
-            tokio::spawn(notify_on_wake_ups(self.pool.clone(), wake_ups));
+            // (Outside a runtime, which a commit never is, nothing is sent.)
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(notify_on_wake_ups(self.pool.clone(), wake_ups));
+            }
             due
         });
         // Full: a wake-up is due already, and its notification goes out after this commit.
         let _already_due = due.try_send(());
+    }
+}
+
+/// Wakes the relay when dropped ([`RelayWaker::on_drop`]).
+pub(crate) struct WakeOnDrop<'a>(&'a RelayWaker);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.wake();
     }
 }
 

@@ -11,8 +11,9 @@
 //!   with backoff: only the unacknowledged batch can be sent twice (delivery is at-least-once).
 //! - It wakes on `LISTEN tasktrail_events` ([`event_store::NOTIFY_CHANNEL`]) or the poll
 //!   interval, whichever comes first; while batches await their acknowledgement, a notification
-//!   reads and sends the new events at once (up to [`MAX_IN_FLIGHT`] batches), so a command's
-//!   events never wait for an earlier batch's acknowledgement to leave.
+//!   reads and sends the new events (up to [`MAX_IN_FLIGHT`] batches), so a command's events
+//!   never wait for an earlier batch's acknowledgement to leave. Under load two reads are at
+//!   least [`RelaySettings::batch_window`] apart, unless the first filled a batch.
 //! - Broker data loss: every `topic_check_interval` (and after a failed publish) it checks that its
 //!   topics still exist ([`topics`]). A topic that vanished after the relay had published (a
 //!   broker that lost its storage, or topics deleted by hand) means Kafka no longer holds the log:

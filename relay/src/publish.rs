@@ -261,7 +261,10 @@ impl Relay {
                                 }
                                 // The read took all there was: wait for the next commit's
                                 // notification (or this batch's acknowledgement) rather than
-                                // read again at once to find nothing.
+                                // read again at once to find nothing. Events behind an older
+                                // open transaction may have been left out: look again after the
+                                // recheck interval at the latest.
+                                held = true;
                             }
                             Sent::Refused(error) => break 'publish error,
                         }

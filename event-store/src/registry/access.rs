@@ -14,9 +14,11 @@
 //! refusal (or a command that changes nothing) decided on a cached answer is decided again on
 //! fresh ones too: a user just added to a project is not turned away by an old member list.
 //!
-//! So a command on a project in steady use costs no look-up, an answer is as good as one read
-//! in the commit itself (with several command-api replicas too), and a decision made on an old
-//! answer never commits.
+//! So a command on a project in steady use costs no look-up, and an answer is as good as one
+//! read by the commit's own statement (with several command-api replicas too): a decision made
+//! on an answer older than the `INSERT`'s snapshot never commits. The check takes no lock, so a
+//! change that commits while the `INSERT` runs orders after the task's events, as between any
+//! two commands that do not wait for each other (ADR 0002).
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,8 +54,17 @@ impl AccessCache {
         self.with(|cache| cache.get(&project_id).cloned()).flatten()
     }
 
+    /// Keeps `access` at `version` unless the cache has a newer answer already (a look-up that
+    /// read before a change may finish after one that read after it).
     pub(crate) fn insert(&self, project_id: Uuid, access: ProjectAccess, version: i64) {
-        self.with(|cache| cache.insert(project_id, (access, version)));
+        self.with(|cache| {
+            if cache
+                .peek(&project_id)
+                .is_none_or(|(_, cached)| *cached <= version)
+            {
+                cache.insert(project_id, (access, version));
+            }
+        });
     }
 
     fn remove(&self, project_id: Uuid) {
@@ -72,6 +83,8 @@ pub(crate) struct AccessChecks {
     from_cache: bool,
     /// Whether the commit found an answer stale (and inserted nothing).
     stale: bool,
+    /// Whether every answer must be read from PostgreSQL (a decision made again).
+    fresh: bool,
 }
 
 impl AccessChecks {
@@ -96,11 +109,27 @@ tokio::task_local! {
     static CHECKS: RefCell<AccessChecks>;
 }
 
+/// How a decision gets its project access answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnswersFrom {
+    /// The cache when it has them.
+    Cache,
+    /// Always PostgreSQL: the decision is made again because one on cached answers failed.
+    Database,
+}
+
 /// Runs `decide_and_commit` (an aggregate's decision and its commit, on this task), collecting
 /// the project accesses the decision uses for the commit to check; returns its output and them.
-pub(crate) async fn checked<F: Future>(decide_and_commit: F) -> (F::Output, AccessChecks) {
+pub(crate) async fn checked<F: Future>(
+    answers: AnswersFrom,
+    decide_and_commit: F,
+) -> (F::Output, AccessChecks) {
+    let checks = AccessChecks {
+        fresh: answers == AnswersFrom::Database,
+        ..AccessChecks::default()
+    };
     CHECKS
-        .scope(RefCell::new(AccessChecks::default()), async {
+        .scope(RefCell::new(checks), async {
             let output = decide_and_commit.await;
             (output, CHECKS.with(RefCell::take))
         })
@@ -112,6 +141,9 @@ pub(crate) async fn checked<F: Future>(decide_and_commit: F) -> (F::Output, Acce
 pub(crate) fn cached(cache: &AccessCache, project_id: Uuid) -> Option<ProjectAccess> {
     CHECKS
         .try_with(|checks| {
+            if checks.borrow().fresh {
+                return None;
+            }
             let (access, version) = cache.get(project_id)?;
             let mut checks = checks.borrow_mut();
             checks.from_cache = true;
@@ -155,4 +187,38 @@ pub(crate) fn found_stale() {
         checks.stale = true;
         checks.forget();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn access(archived: bool) -> ProjectAccess {
+        ProjectAccess {
+            owner_id: Uuid::nil(),
+            members: BTreeSet::new(),
+            archived,
+        }
+    }
+
+    #[test]
+    fn an_answer_read_before_a_change_does_not_replace_one_read_after_it() {
+        let cache = AccessCache::new(10);
+        let project = Uuid::new_v4();
+        cache.insert(project, access(true), 2);
+        cache.insert(project, access(false), 1);
+        assert_eq!(cache.get(project), Some((access(true), 2)));
+        cache.insert(project, access(false), 3);
+        assert_eq!(cache.get(project), Some((access(false), 3)));
+    }
+
+    #[test]
+    fn a_cache_of_capacity_zero_keeps_nothing() {
+        let cache = AccessCache::new(0);
+        let project = Uuid::new_v4();
+        cache.insert(project, access(false), 1);
+        assert_eq!(cache.get(project), None);
+    }
 }
