@@ -160,12 +160,7 @@ impl<A: Aggregate> CommandBus<A> {
         if let Some((aggregate, sequence)) = self.cached(aggregate_id)
             && expected_version.is_none_or(|expected| expected == version(sequence))
         {
-            let context = EventStoreAggregateContext {
-                aggregate_id: aggregate_id.to_owned(),
-                aggregate,
-                current_sequence: sequence,
-                current_snapshot: None,
-            };
+            let context = decision_context(aggregate_id.to_owned(), aggregate, sequence);
             // The expected version, if any, is the cached one (checked above).
             let outcome = self
                 .decide_and_commit(context, command.clone(), metadata.clone())
@@ -222,12 +217,7 @@ impl<A: Aggregate> CommandBus<A> {
         A: Clone,
         A::Command: Clone,
     {
-        let context = EventStoreAggregateContext {
-            aggregate_id: aggregate_id.to_owned(),
-            aggregate: A::default(),
-            current_sequence: 0,
-            current_snapshot: None,
-        };
+        let context = decision_context(aggregate_id.to_owned(), A::default(), 0);
         self.decide_and_commit(context, command, metadata).await
     }
 
@@ -246,12 +236,11 @@ impl<A: Aggregate> CommandBus<A> {
         A: Clone,
         A::Command: Clone,
     {
-        let first = EventStoreAggregateContext {
-            aggregate_id: context.aggregate_id.clone(),
-            aggregate: context.aggregate.clone(),
-            current_sequence: context.current_sequence,
-            current_snapshot: None,
-        };
+        let first = decision_context(
+            context.aggregate_id.clone(),
+            context.aggregate.clone(),
+            context.current_sequence,
+        );
         let (outcome, checks) = access::checked(
             AnswersFrom::Cache,
             self.attempt(first, command.clone(), metadata.clone()),
@@ -358,6 +347,21 @@ impl<A: Aggregate> CommandBus<A> {
     pub async fn load(&self, aggregate_id: &str) -> Result<(A, u64), CommandError<A::Error>> {
         let context = self.store.load_aggregate(aggregate_id).await?;
         Ok((context.aggregate, version(context.current_sequence)))
+    }
+}
+
+/// What a decision starts from: the aggregate `aggregate_id` in the state `aggregate`, at
+/// `current_sequence` (no snapshots).
+fn decision_context<A: Aggregate>(
+    aggregate_id: String,
+    aggregate: A,
+    current_sequence: usize,
+) -> EventStoreAggregateContext<A> {
+    EventStoreAggregateContext {
+        aggregate_id,
+        aggregate,
+        current_sequence,
+        current_snapshot: None,
     }
 }
 

@@ -56,7 +56,7 @@ impl AccessCache {
 
     /// Keeps `access` at `version` unless the cache has a newer answer already (a look-up that
     /// read before a change may finish after one that read after it).
-    pub(crate) fn insert(&self, project_id: Uuid, access: ProjectAccess, version: i64) {
+    fn insert(&self, project_id: Uuid, access: ProjectAccess, version: i64) {
         self.with(|cache| {
             if cache
                 .peek(&project_id)
@@ -92,6 +92,15 @@ impl AccessChecks {
     /// or the decision refused or changed nothing on a cached one (`refused_or_no_op`).
     pub(crate) fn decide_again(&self, refused_or_no_op: bool) -> bool {
         self.stale || (self.from_cache && refused_or_no_op)
+    }
+
+    /// Notes that the decision used `project_id`'s access at `version`, from `cache`.
+    fn note(&mut self, cache: &AccessCache, project_id: Uuid, version: i64) {
+        match self.projects.iter_mut().find(|(id, _)| *id == project_id) {
+            Some(noted) => noted.1 = version,
+            None => self.projects.push((project_id, version)),
+        }
+        self.cache.get_or_insert_with(|| cache.clone());
     }
 
     /// Forgets the cached answers this decision used.
@@ -154,21 +163,12 @@ pub(crate) fn cached(cache: &AccessCache, project_id: Uuid) -> Option<ProjectAcc
         .flatten()
 }
 
-/// Notes that the decision under way (if any) used `project_id`'s access at `version`, just
-/// read from PostgreSQL and stored in `cache`.
-pub(crate) fn read(cache: &AccessCache, project_id: Uuid, version: i64) {
+/// `project_id`'s access at `version`, just read from PostgreSQL: stores it in `cache` and
+/// notes that the decision under way (if any) used it.
+pub(crate) fn read(cache: &AccessCache, project_id: Uuid, access: ProjectAccess, version: i64) {
+    cache.insert(project_id, access, version);
     let _outside_a_command =
         CHECKS.try_with(|checks| checks.borrow_mut().note(cache, project_id, version));
-}
-
-impl AccessChecks {
-    fn note(&mut self, cache: &AccessCache, project_id: Uuid, version: i64) {
-        match self.projects.iter_mut().find(|(id, _)| *id == project_id) {
-            Some(noted) => noted.1 = version,
-            None => self.projects.push((project_id, version)),
-        }
-        self.cache.get_or_insert_with(|| cache.clone());
-    }
 }
 
 /// The checks the commit under way must make, as the two array parameters of the `INSERT`'s

@@ -192,8 +192,7 @@ impl Registry {
                 members: members.into_iter().collect::<BTreeSet<_>>(),
                 archived,
             };
-            self.access.insert(project_id, found.clone(), version);
-            access::read(&self.access, project_id, version);
+            access::read(&self.access, project_id, found.clone(), version);
             found
         }))
     }

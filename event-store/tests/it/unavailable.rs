@@ -70,17 +70,12 @@ async fn a_connection_the_server_closed_while_idle_is_replaced() {
         .await
         .expect("a first statement");
     // The pool takes the connection back (after its own ping) in a task of its own.
-    for _ in 0..500 {
-        if pool.num_idle() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        pool.num_idle(),
-        1,
-        "the connection never came back to the pool"
-    );
+    test_support::eventually(
+        Duration::from_secs(5),
+        "the connection to come back to the pool",
+        || async { (pool.num_idle() == 1).then_some(()) },
+    )
+    .await;
 
     let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
         .bind(first)
