@@ -21,7 +21,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
-use read_model::{ActiveGeneration, Generation, IndexScope};
+use read_model::{ActiveGeneration, Generation};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::ProjectorSettings;
@@ -317,7 +317,7 @@ async fn process(
     if status.indexed.load(Ordering::Relaxed) != generation {
         // The generation the projector writes has its indexes before its first batch (a replay
         // creates those of the one it builds; this covers the first start and an upgrade).
-        read_model::ensure_indexes(&store.db, generation, IndexScope::All).await?;
+        read_model::ensure_indexes(&store.db, generation).await?;
         status.indexed.store(generation, Ordering::Relaxed);
     }
     let newest = envelopes.iter().map(|e| e.occurred_at).max();

@@ -6,25 +6,16 @@ use mongodb::{Database, IndexModel};
 
 use crate::names;
 
-/// Which collections' indexes [`ensure_indexes`] creates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IndexScope {
-    /// Every collection's.
-    All,
-    /// All but the tasks': a replay builds those once over the folded collection (eleven
-    /// indexes kept through every write of the fold cost more than building them once).
-    AllButTasks,
-}
-
-/// Creates (if missing) the indexes of generation `generation`'s collections in `scope`.
+/// Creates (if missing) the indexes of generation `generation`'s collections.
+///
+/// Call it before the generation's first write (the projector and the replay do): every write
+/// then keeps the indexes in small transactions. An index built over a large collection is one
+/// transaction on secantusd-rs, the development server; over a million-event replay's tasks or
+/// notifications it outgrew the server's cache, was rolled back and retried without end (ADR 0005).
 ///
 /// # Errors
 /// MongoDB unreachable or refusing an index.
-pub async fn ensure_indexes(
-    db: &Database,
-    generation: u64,
-    scope: IndexScope,
-) -> crate::Result<()> {
+pub async fn ensure_indexes(db: &Database, generation: u64) -> crate::Result<()> {
     let plain = |keys: Document| IndexModel::builder().keys(keys).build();
     let unique = |keys: Document| {
         IndexModel::builder()
@@ -80,9 +71,6 @@ pub async fn ensure_indexes(
         ),
     ];
     for (collection, models) in wanted {
-        if scope == IndexScope::AllButTasks && collection == names::tasks(generation) {
-            continue;
-        }
         db.collection::<Document>(&collection)
             .create_indexes(models)
             .await?;

@@ -21,7 +21,7 @@ pub mod time;
 
 pub use error::Error;
 pub use generation::{ActiveGeneration, CACHE_FOR, Generation, Pointer};
-pub use indexes::{IndexScope, ensure_indexes};
+pub use indexes::ensure_indexes;
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,7 +6,7 @@ use futures::TryStreamExt as _;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 use read_model::documents::{TaskView, status};
-use read_model::{ActiveGeneration, Generation, IndexScope, ensure_indexes, names};
+use read_model::{ActiveGeneration, Generation, ensure_indexes, names};
 use test_support::{servers, unique_name};
 
 async fn database() -> mongodb::Database {
@@ -94,12 +94,8 @@ async fn generation_pointer_defaults_swaps_and_is_cached() {
 #[tokio::test]
 async fn indexes_are_created_and_unique_usernames_enforced() {
     let db = database().await;
-    ensure_indexes(&db, 3, IndexScope::All)
-        .await
-        .expect("indexes");
-    ensure_indexes(&db, 3, IndexScope::All)
-        .await
-        .expect("indexes again");
+    ensure_indexes(&db, 3).await.expect("indexes");
+    ensure_indexes(&db, 3).await.expect("indexes again");
     let users = db.collection::<Document>(&names::users(3));
     users
         .insert_one(doc! { "_id": "a", "username": "ada" })

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use read_model::IndexScope;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::ProjectorSettings;
@@ -209,31 +208,17 @@ impl<'a> Builder<'a> {
         self.bar.inc(count);
     }
 
-    /// After the fold of a real replay: the tasks' indexes and, at the same time (the overdue
-    /// pass reads the tasks and writes notifications, whose indexes exist), the overdue
-    /// notifications.
+    /// After the fold of a real replay: the overdue notifications.
     pub(super) async fn finish_build(&mut self) -> anyhow::Result<()> {
-        let (indexed, overdue) = tokio::join!(
-            async {
-                let started = Instant::now();
-                read_model::ensure_indexes(&self.store.db, self.generation, IndexScope::All)
-                    .await
-                    .map(|()| started.elapsed())
-            },
-            async {
-                let started = Instant::now();
-                self.store
-                    .overdue_pass(self.generation, chrono::Utc::now().date_naive(), false)
-                    .await
-                    .map(|overdue| (overdue, started.elapsed()))
-            },
-        );
-        let (indexed, (overdue, overdue_took)) = (indexed?, overdue?);
+        let started = Instant::now();
+        let overdue = self
+            .store
+            .overdue_pass(self.generation, chrono::Utc::now().date_naive(), false)
+            .await?;
         tracing::debug!(
-            indexes_ms = indexed.as_millis(),
             overdue,
-            overdue_ms = overdue_took.as_millis(),
-            "replay: indexes built, overdue notifications written"
+            overdue_ms = started.elapsed().as_millis(),
+            "replay: overdue notifications written"
         );
         Ok(())
     }

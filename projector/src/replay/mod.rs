@@ -12,9 +12,8 @@
 //!    last batch ended.
 //! 2. Then reads what committed after the boundary in `(transaction_id, global_position)` order
 //!    (only from transactions older than every running one), until no event is left (caught up),
-//!    builds the tasks' indexes (once, over the folded collection: cheaper than keeping seven
-//!    indexes through every write), writes the overdue notifications, swaps the pointer in
-//!    `read_model_meta`.
+//!    writes the overdue notifications, swaps the pointer in `read_model_meta`. The generation's
+//!    indexes exist before its first write (ADR 0005).
 //! 3. Catches up again the same way (live projectors now write to N+1 too; the version guards
 //!    and the transactions make the overlap harmless), then drops generation N.
 //!
@@ -33,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use mongodb::bson::Document;
-use read_model::{Generation, IndexScope, keys, names};
+use read_model::{Generation, keys, names};
 use tokio_util::sync::CancellationToken;
 
 use event_store::read::{self, Position};
@@ -194,6 +193,8 @@ pub async fn replay(
             ));
             report.resumed = true;
             let generation = checkpoint.generation;
+            // A no-op unless the interrupted build began without them (an older version).
+            read_model::ensure_indexes(db, generation).await?;
             let mut builder = Builder::new(store, generation, &options, true);
             report.events = builder
                 .fold(
@@ -209,12 +210,9 @@ pub async fn replay(
         _ => {
             let generation = pointer.active + 1;
             drop_generation(store, generation).await?;
-            // The tasks' indexes come after the fold (finish_build): the fold reads and writes
-            // by `_id`, and building them once is cheaper than keeping seven indexes through
-            // every write. The others are built now: an index built over a large collection
-            // is one transaction on secantusd-rs, and one over a million-event replay's
-            // notifications outgrew its cache and never finished (ADR 0005).
-            read_model::ensure_indexes(db, generation, IndexScope::AllButTasks).await?;
+            // Before the first write: an index built over a folded collection is one
+            // transaction on secantusd-rs, and never finished over a million events (ADR 0005).
+            read_model::ensure_indexes(db, generation).await?;
             let (cursor, end) = read::boundary(&store.pool).await?;
             write_checkpoint(db, generation, &end, Some(&cursor), "building", true).await?;
             let mut builder = Builder::new(store, generation, &options, true);

@@ -53,6 +53,51 @@ async fn wiping_mongo_and_redis_then_replaying_restores_them_exactly() {
     world.cleanup().await;
 }
 
+/// The index names of generation `generation`'s collections, by collection kind.
+async fn index_names(db: &mongodb::Database, generation: u64) -> Vec<(&'static str, Vec<String>)> {
+    let mut all = Vec::new();
+    for (kind, collection) in [
+        ("users", read_model::names::users(generation)),
+        ("projects", read_model::names::projects(generation)),
+        ("tasks", read_model::names::tasks(generation)),
+        (
+            "notifications",
+            read_model::names::notifications(generation),
+        ),
+    ] {
+        let mut names = db
+            .collection::<mongodb::bson::Document>(&collection)
+            .list_index_names()
+            .await
+            .unwrap_or_default();
+        names.sort();
+        all.push((kind, names));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_generation_has_every_index_of_the_contract() {
+    let world = World::new().await;
+    seed(world.pool(), &workload(23, 6, 300)).await;
+    let report = replay::replay(&world.store, &world.settings.projector, real())
+        .await
+        .expect("replay");
+    let replayed = index_names(&world.store.db, report.generation).await;
+    // The contract's indexes, as the live projector creates them, on a generation of their own.
+    let reference = report.generation + 100;
+    read_model::ensure_indexes(&world.store.db, reference)
+        .await
+        .expect("indexes");
+    let wanted = index_names(&world.store.db, reference).await;
+    assert!(
+        wanted.iter().all(|(_, names)| names.len() > 1),
+        "every collection has a secondary index: {wanted:?}"
+    );
+    assert_eq!(replayed, wanted);
+    world.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dry_run_reports_differences_and_exits_with_them() {
     let world = World::new().await;

@@ -147,7 +147,7 @@ async fn every_query_of_every_route_uses_an_index() {
         ));
     })
     .await;
-    read_model::ensure_indexes(&app.mongo, 1, read_model::IndexScope::All)
+    read_model::ensure_indexes(&app.mongo, 1)
         .await
         .expect("indexes");
 
