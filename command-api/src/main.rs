@@ -7,6 +7,12 @@ const USAGE: &str = "usage: command-api [migrate | create-admin USERNAME EMAIL |
   create-admin   register an administrator (the password is read from TASKTRAIL_ADMIN_PASSWORD)
   demo-data      on an empty event store, add demo users, projects and tasks (TASKTRAIL_DEMO_DATA=false: skip)";
 
+/// mimalloc rather than glibc's allocator: under the benchmark's load (32 clients creating
+/// tasks), glibc's `malloc` and `free` took 17% of the command API's CPU in a `perf` profile,
+/// mimalloc's take 10%. The query API and the projector use it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;

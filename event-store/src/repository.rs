@@ -22,8 +22,9 @@ use crate::wake::RelayWaker;
 
 const DEFAULT_STREAM_CHANNEL_SIZE: usize = 200;
 
-/// All events of a commit in one statement. `global_position`, `transaction_id`, `event_id` and
-/// `recorded_at` are filled by their column defaults. The events are inserted only if every
+/// All events of a commit in one statement. `global_position`, `transaction_id` and
+/// `recorded_at` are filled by their column defaults; `event_id` comes from us (`$10`), a
+/// time-ordered UUIDv7 (see [`insert_events`]). The events are inserted only if every
 /// project the decision asked about (`$8`) is still at the access version it read (`$9`; see
 /// `registry::access`): otherwise nothing is.
 ///
@@ -34,11 +35,11 @@ const DEFAULT_STREAM_CHANNEL_SIZE: usize = 200;
 /// command. A project's version is looked up by its key (a subquery per checked project), so
 /// the generic plan never scans `project_registry`.
 const INSERT_EVENTS: &str = "
-INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::json, metadata::json
+INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, event_id)
+SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::json, metadata::json, event_id
   FROM UNNEST((SELECT $1::text[]), (SELECT $2::text[]), (SELECT $3::bigint[]), (SELECT $4::text[]),
-              (SELECT $5::text[]), (SELECT $6::text[]), (SELECT $7::text[]))
-    AS e (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+              (SELECT $5::text[]), (SELECT $6::text[]), (SELECT $7::text[]), (SELECT $10::uuid[]))
+    AS e (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, event_id)
  WHERE NOT EXISTS (
        SELECT FROM UNNEST((SELECT $8::uuid[]), (SELECT $9::bigint[])) AS checked (project_id, access_version)
         WHERE (SELECT p.access_version FROM project_registry p WHERE p.project_id = checked.project_id)
@@ -232,6 +233,12 @@ impl PersistedEventRepository for PgEventRepository {
 }
 
 /// Inserts the events with one `INSERT … SELECT … FROM UNNEST(…)`.
+///
+/// Each event gets a UUIDv7 as its id: ids made later sort later, so the unique index on
+/// `event_id` grows at its end, like the other three. The column's default (a random v4, for
+/// rows written by hand) puts every insert on a random leaf page of that index, so the whole
+/// index must stay in memory, and after each checkpoint every page it touches again is written
+/// to the WAL in full.
 async fn insert_events(
     connection: &mut PgConnection,
     events: &[SerializedEvent],
@@ -243,6 +250,7 @@ async fn insert_events(
     let mut event_versions = Vec::with_capacity(events.len());
     let mut payloads = Vec::with_capacity(events.len());
     let mut metadata = Vec::with_capacity(events.len());
+    let mut event_ids = Vec::with_capacity(events.len());
     for event in events {
         aggregate_types.push(event.aggregate_type.as_str());
         aggregate_ids.push(event.aggregate_id.as_str());
@@ -254,6 +262,7 @@ async fn insert_events(
         event_versions.push(event.event_version.as_str());
         payloads.push(serde_json::to_string(&event.payload)?);
         metadata.push(serde_json::to_string(&event.metadata)?);
+        event_ids.push(uuid::Uuid::now_v7());
     }
     let (projects, access_versions) = access::to_check();
     let checked = !projects.is_empty();
@@ -267,6 +276,7 @@ async fn insert_events(
         .bind(metadata)
         .bind(projects)
         .bind(access_versions)
+        .bind(event_ids)
         .execute(connection)
         .await
         .map_err(persistence_error)?

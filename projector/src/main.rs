@@ -9,6 +9,10 @@ use tasktrail_projector::settings::Settings;
 use tasktrail_projector::startup;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc, as in the command API (see its `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

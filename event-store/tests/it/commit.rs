@@ -71,7 +71,11 @@ async fn committed_events_get_their_columns_and_metadata_and_load_back() {
     assert_eq!(aggregate_type, "user");
     assert_eq!(sequence, 1);
     assert_eq!(event_type, "UserRegistered");
-    assert!(event_id.is_some(), "event_id filled by its default");
+    assert_eq!(
+        event_id.map(|id| id.get_version_num()),
+        Some(7),
+        "event ids are time-ordered UUIDv7s, made by the repository"
+    );
     assert!(
         global_position.is_some_and(|p| p > 0),
         "global_position filled"
