@@ -260,7 +260,7 @@ impl Report {
         if let [(_, _, empty), (_, events, full)] = self.stored.as_slice() {
             let _ = writeln!(
                 s,
-                "| create task with {} events stored (relay off) | {} cmd/s | {:.2}× the empty store ({} cmd/s) |",
+                "| create task with {} events stored (relay off, median of the samples in the note) | {} cmd/s | {:.2}× the empty store ({} cmd/s) |",
                 number(*events as f64),
                 number(*full),
                 if *empty > 0.0 { full / empty } else { 0.0 },
