@@ -60,7 +60,7 @@ pub(crate) async fn measure(setup: &Setup, report: &mut Report) -> anyhow::Resul
 
     // Each sample adds its creates to its store: the empty one holds only what its earlier
     // samples wrote (a few tens of thousands of events at most).
-    let mut samples = vec![Vec::with_capacity(ROUNDS); stores.len()];
+    let mut samples = vec![Vec::new(); stores.len()];
     for round in 0..ROUNDS {
         for ((_, seeded, database_url), rates) in stores.iter().zip(&mut samples) {
             let stored_target = Target {
