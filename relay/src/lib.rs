@@ -10,10 +10,11 @@
 //!   batch's last position in `relay_checkpoint` ([`checkpoint`]). A publish error is retried
 //!   with backoff: only the unacknowledged batch can be sent twice (delivery is at-least-once).
 //! - It wakes on `LISTEN tasktrail_events` ([`event_store::NOTIFY_CHANNEL`]) or the poll
-//!   interval, whichever comes first; while batches await their acknowledgement, a notification
-//!   reads and sends the new events (up to [`MAX_IN_FLIGHT`] batches), so a command's events
-//!   never wait for an earlier batch's acknowledgement to leave. Under load two reads are at
-//!   least [`RelaySettings::batch_window`] apart, unless the first filled a batch.
+//!   interval, whichever comes first. Behind a full batch (a backlog) it reads and sends on
+//!   while Kafka acknowledges (up to [`MAX_IN_FLIGHT`] batches); events of the live tail
+//!   committed while a batch awaits its acknowledgement go out together once it came. Under
+//!   load two reads are at least [`RelaySettings::batch_window`] apart, unless the first filled
+//!   a batch.
 //! - Broker data loss: every `topic_check_interval` (and after a failed publish) it checks that its
 //!   topics still exist ([`topics`]). A topic that vanished after the relay had published (a
 //!   broker that lost its storage, or topics deleted by hand) means Kafka no longer holds the log:
@@ -46,8 +47,9 @@ pub use status::RelayStatus;
 /// The key of the PostgreSQL advisory lock that the active relay holds ("tasktrly" in ASCII).
 pub const ADVISORY_LOCK_KEY: i64 = 0x7461_736b_7472_6c79;
 
-/// Batches handed to the producer and not yet acknowledged, at most: the relay reads and queues
-/// the next batch while Kafka acknowledges the earlier ones. A crash re-sends at most these.
+/// Batches handed to the producer and not yet acknowledged, at most: behind a full batch (a
+/// backlog) the relay reads and queues the next one while Kafka acknowledges the earlier ones.
+/// A crash re-sends at most these.
 pub const MAX_IN_FLIGHT: usize = 4;
 
 /// How the relay runs.

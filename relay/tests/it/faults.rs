@@ -308,7 +308,7 @@ async fn an_event_committed_while_idle_reaches_kafka_within_milliseconds() {
     for sequence in 1..=20 {
         let before = status.events_published();
         let started = std::time::Instant::now();
-        insert_notified(&db.pool, "idle", sequence).await;
+        insert_notified(&db.pool, "idle", &[sequence]).await;
         while status.events_published() == before {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
@@ -333,79 +333,79 @@ async fn an_event_committed_while_idle_reaches_kafka_within_milliseconds() {
 }
 
 #[tokio::test]
-async fn a_batch_awaiting_its_acknowledgement_does_not_hold_back_newer_events() {
+async fn the_relay_reads_on_behind_a_full_batch_and_the_live_tail_waits_for_its_acknowledgement() {
     let broker = PrivateBroker::start();
     let db = TestDatabase::new().await;
     let prefix = unique_name("relay_ahead");
     // Neither the poll interval nor the acknowledgement deadline can wake the relay in this
-    // test: only the notification of the second commit can.
+    // test: only the notifications of the commits can. Two events fill a batch.
     let relay_settings = RelaySettings {
         poll_interval: Duration::from_secs(120),
         message_timeout: Duration::from_secs(120),
+        batch_size: 2,
         ..settings(&prefix, 1)
     };
     let running = start_at(&db.pool, &broker.brokers(), relay_settings);
     let status = Arc::clone(&running.status);
-    insert_notified(&db.pool, "warm-up", 1).await;
+    insert_notified(&db.pool, "warm-up", &[1]).await;
     wait_caught_up(&db.pool).await;
 
-    // The broker hangs: the first event's batch is handed to the producer and stays
-    // unacknowledged.
+    // The broker hangs: a full batch is handed to the producer and stays unacknowledged.
     broker.pause();
-    insert_notified(&db.pool, "ahead", 1).await;
-    eventually(EVENTUALLY, "the first batch in flight", || async {
+    insert_notified(&db.pool, "ahead", &[1, 2]).await;
+    eventually(EVENTUALLY, "the full batch in flight", || async {
         (status.in_flight() == 1).then_some(())
     })
     .await;
-    // A second commit is read and sent at once, without waiting for the first acknowledgement.
-    insert_notified(&db.pool, "ahead", 2).await;
+    // Behind a full batch (a backlog) the relay reads on: the next commit is sent at once.
+    insert_notified(&db.pool, "ahead", &[3]).await;
     eventually(
         EVENTUALLY,
-        "the second batch in flight beside the first",
+        "the next batch in flight behind the full one",
         || async { (status.in_flight() == 2).then_some(()) },
     )
     .await;
-    // A third commit is held back behind an older transaction that is still open; that
-    // transaction's end notifies nobody, and the relay still reads the event soon after.
+    // That batch took all there was (the live tail): what is committed now waits for the
+    // acknowledgement of the batches in flight.
+    insert_notified(&db.pool, "ahead", &[4]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status.in_flight(),
+        2,
+        "the live tail waits behind a batch in flight"
+    );
+    // A commit held back behind an older open transaction waits too, and is read once that
+    // transaction ended (which notifies nobody) and the batches in flight were acknowledged.
     let mut older = db.pool.begin().await.expect("begin");
     sqlx::query("SELECT pg_current_xact_id()")
         .execute(&mut *older)
         .await
         .expect("an xid");
-    insert_notified(&db.pool, "ahead", 3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        status.in_flight(),
-        2,
-        "held back while the older transaction is open"
-    );
+    insert_notified(&db.pool, "ahead", &[5]).await;
     older.rollback().await.expect("rollback");
-    eventually(
-        EVENTUALLY,
-        "the held-back event in flight beside the others",
-        || async { (status.in_flight() == 3).then_some(()) },
-    )
-    .await;
 
     broker.resume();
     wait_caught_up(&db.pool).await;
     assert_eq!(status.in_flight(), 0, "all acknowledged");
     running.stop().await;
-    let received = consume_at(&broker.brokers(), &prefix, 4, Duration::from_secs(3)).await;
+    let received = consume_at(&broker.brokers(), &prefix, 6, Duration::from_secs(3)).await;
     let distinct: HashSet<String> = received.iter().map(Received::event_id).collect();
-    assert_eq!(distinct.len(), 4, "every committed event arrived");
+    assert_eq!(distinct.len(), 6, "every committed event arrived");
     let mut sequences = sequences_by_aggregate(&received);
     let mut ahead = sequences
         .remove("ahead")
         .expect("the events of 'ahead' arrived");
     ahead.dedup();
-    assert_eq!(ahead, vec![1, 2, 3], "in order");
+    assert_eq!(ahead, vec![1, 2, 3, 4, 5], "in order");
 }
 
-/// Commits one event of task `aggregate` with its notification, as the repository's append does.
-async fn insert_notified(pool: &PgPool, aggregate: &str, sequence: i64) {
+/// Commits events of task `aggregate` (one transaction) with its notification, as the
+/// repository's append does.
+async fn insert_notified(pool: &PgPool, aggregate: &str, sequences: &[i64]) {
     let mut transaction = pool.begin().await.expect("begin");
-    insert(&mut *transaction, "task", aggregate, sequence).await;
+    for &sequence in sequences {
+        insert(&mut *transaction, "task", aggregate, sequence).await;
+    }
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(event_store::NOTIFY_CHANNEL)
         .execute(&mut *transaction)
