@@ -357,11 +357,25 @@ async fn the_relay_reads_on_behind_a_full_batch_and_the_live_tail_waits_for_its_
         (status.in_flight() == 1).then_some(())
     })
     .await;
-    // Behind a full batch (a backlog) the relay reads on: the next commit is sent at once.
+    // Behind a full batch (a backlog) the relay reads on. A commit held back behind an older
+    // transaction that is still open waits; that transaction's end notifies nobody, and the
+    // relay still reads the event soon after and sends it behind the full batch.
+    let mut older = db.pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .expect("an xid");
     insert_notified(&db.pool, "ahead", &[3]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        status.in_flight(),
+        1,
+        "held back while the older transaction is open"
+    );
+    older.rollback().await.expect("rollback");
     eventually(
         EVENTUALLY,
-        "the next batch in flight behind the full one",
+        "the held-back event in flight behind the full batch",
         || async { (status.in_flight() == 2).then_some(()) },
     )
     .await;
@@ -374,29 +388,20 @@ async fn the_relay_reads_on_behind_a_full_batch_and_the_live_tail_waits_for_its_
         2,
         "the live tail waits behind a batch in flight"
     );
-    // A commit held back behind an older open transaction waits too, and is read once that
-    // transaction ended (which notifies nobody) and the batches in flight were acknowledged.
-    let mut older = db.pool.begin().await.expect("begin");
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut *older)
-        .await
-        .expect("an xid");
-    insert_notified(&db.pool, "ahead", &[5]).await;
-    older.rollback().await.expect("rollback");
 
     broker.resume();
     wait_caught_up(&db.pool).await;
     assert_eq!(status.in_flight(), 0, "all acknowledged");
     running.stop().await;
-    let received = consume_at(&broker.brokers(), &prefix, 6, Duration::from_secs(3)).await;
+    let received = consume_at(&broker.brokers(), &prefix, 5, Duration::from_secs(3)).await;
     let distinct: HashSet<String> = received.iter().map(Received::event_id).collect();
-    assert_eq!(distinct.len(), 6, "every committed event arrived");
+    assert_eq!(distinct.len(), 5, "every committed event arrived");
     let mut sequences = sequences_by_aggregate(&received);
     let mut ahead = sequences
         .remove("ahead")
         .expect("the events of 'ahead' arrived");
     ahead.dedup();
-    assert_eq!(ahead, vec![1, 2, 3, 4, 5], "in order");
+    assert_eq!(ahead, vec![1, 2, 3, 4], "in order");
 }
 
 /// Commits events of task `aggregate` (one transaction) with its notification, as the
