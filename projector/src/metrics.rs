@@ -63,6 +63,11 @@ impl Collect for ProjectorMetrics {
                 );
             }
             out.counter(
+                "tasktrail_projector_batches_total",
+                "Batches applied by this member (events applied / batches: the mean batch size).",
+                self.status.batches.load(Ordering::Relaxed),
+            );
+            out.counter(
                 "tasktrail_projector_batch_failures_total",
                 "Batches that failed and were retried.",
                 self.status.failures.load(Ordering::Relaxed),

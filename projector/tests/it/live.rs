@@ -61,11 +61,13 @@ async fn events_through_the_relay_and_projector_appear_in_mongo_and_redis() {
     let user_view: read_model::documents::UserView =
         serde_json::from_str(&json.expect("user JSON in Redis")).expect("a UserView");
     assert!(!json_contains_password(&user_view));
+    let applied = projector
+        .metric("tasktrail_projector_events_applied_total")
+        .await;
+    let batches = projector.metric("tasktrail_projector_batches_total").await;
     assert!(
-        projector
-            .metric("tasktrail_projector_events_applied_total")
-            .await
-            > 0.0
+        applied > 0.0 && batches >= 1.0 && batches <= applied,
+        "{applied} events applied in {batches} batches"
     );
     test_support::eventually(test_support::EVENTUALLY, "lag 0", || async {
         (projector.metric("tasktrail_projector_lag_events").await == 0.0).then_some(())
