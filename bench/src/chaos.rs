@@ -139,7 +139,12 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Drops the run's Kafka topics and MongoDB database (once verified: the verdict is printed).
 async fn cleanup(target: &Target) {
+    match target.delete_topics().await {
+        Ok(deleted) => say(&format!("cleanup: deleted the run's {deleted} topics")),
+        Err(error) => say(&format!("cleanup: the run's topics stay ({error:#})")),
+    }
     if let Ok(client) = mongodb::Client::with_uri_str(&target.mongo_url).await {
         let _ignored = client.database(&target.mongo_database).drop().await;
     }

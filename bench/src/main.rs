@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use tasktrail_bench::report::Report;
+use tasktrail_bench::report::{self, Report};
 use tasktrail_bench::services::{self, Target, fresh_database};
 
 use crate::cli::Cli;
@@ -82,9 +82,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drops the run's MongoDB database and Redis keys (its PostgreSQL databases stay until the
-/// next run, for a look at what was measured).
+/// Drops the run's Kafka topics, MongoDB database and Redis keys (its PostgreSQL databases stay
+/// until the next run, for a look at what was measured).
 async fn cleanup(target: &Target) {
+    match target.delete_topics().await {
+        Ok(deleted) => report::progress(&format!("cleanup: deleted the run's {deleted} topics")),
+        Err(error) => report::progress(&format!("cleanup: the run's topics stay ({error:#})")),
+    }
     if let Ok(client) = mongodb::Client::with_uri_str(&target.mongo_url).await {
         let _ignored = client.database(&target.mongo_database).drop().await;
     }

@@ -54,6 +54,44 @@ impl Target {
         }
     }
 
+    /// Deletes the run's topics (`<topic_prefix>.*`): the number deleted. The development
+    /// broker keeps every topic it was ever given, and it costs more CPU the more it holds (idle,
+    /// 92% of a core with 287 topics in a 1.3 GB store against 71-75% with a fresh one).
+    ///
+    /// # Errors
+    /// The broker cannot be reached or refuses.
+    pub async fn delete_topics(&self) -> anyhow::Result<usize> {
+        use rdkafka::admin::{AdminClient, AdminOptions};
+        use rdkafka::client::DefaultClientContext;
+
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka_brokers)
+            .create()
+            .context("creating an admin client")?;
+        let prefix = format!("{}.", self.topic_prefix);
+        let admin = tokio::task::spawn_blocking(move || {
+            let names: Vec<String> = admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(10))?
+                .topics()
+                .iter()
+                .map(|topic| topic.name().to_owned())
+                .filter(|name| name.starts_with(&prefix))
+                .collect();
+            Ok::<_, rdkafka::error::KafkaError>((admin, names))
+        });
+        let (admin, names) = admin.await?.context("listing the topics")?;
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let results = admin
+            .delete_topics(&names, &AdminOptions::new())
+            .await
+            .context("deleting the run's topics")?;
+        Ok(results.iter().filter(|result| result.is_ok()).count())
+    }
+
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("TASKTRAIL_DATABASE__URL", self.database_url.clone()),
