@@ -71,15 +71,20 @@ async fn main() -> anyhow::Result<()> {
         target,
     };
 
-    let baselines = baseline_phase::measure(&setup, &mut report).await?;
-    let running = load_phase::measure(&setup, &baselines, &mut report).await?;
-    drain_phase::measure(&setup, &baselines, running, &mut report).await?;
-    replay_phase::measure(&setup, &baselines, &mut report).await?;
-    stored_phase::measure(&setup, &mut report).await?;
-
-    report.finish(&setup.cli.out)?;
+    let measured = measure(&setup, &mut report).await;
+    // Whether the phases finished or not: a failed run leaves nothing behind either.
     cleanup(&setup.target).await;
-    Ok(())
+    measured?;
+    report.finish(&setup.cli.out)
+}
+
+/// Every phase, in order.
+async fn measure(setup: &Setup, report: &mut Report) -> anyhow::Result<()> {
+    let baselines = baseline_phase::measure(setup, report).await?;
+    let running = load_phase::measure(setup, &baselines, report).await?;
+    drain_phase::measure(setup, &baselines, running, report).await?;
+    replay_phase::measure(setup, &baselines, report).await?;
+    stored_phase::measure(setup, report).await
 }
 
 /// Drops the run's Kafka topics, MongoDB database and Redis keys (its PostgreSQL databases stay

@@ -54,12 +54,12 @@ impl Target {
         }
     }
 
-    /// Deletes the run's topics (`<topic_prefix>.*`): the number deleted. The development
-    /// broker keeps every topic it was ever given, and it costs more CPU the more it holds (idle,
-    /// 92% of a core with 287 topics in a 1.3 GB store against 71-75% with a fresh one).
+    /// Deletes the run's topics (`<topic_prefix>.*`) and returns how many there were. The
+    /// development broker keeps every topic it was ever given, and the more it holds, the more
+    /// CPU it costs (README, "Benchmark": the development broker's fetch wait).
     ///
     /// # Errors
-    /// The broker cannot be reached or refuses.
+    /// The broker cannot be reached, or it refused to delete one of the topics (named).
     pub async fn delete_topics(&self) -> anyhow::Result<usize> {
         use rdkafka::admin::{AdminClient, AdminOptions};
         use rdkafka::client::DefaultClientContext;
@@ -67,29 +67,41 @@ impl Target {
         let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &self.kafka_brokers)
             .create()
-            .context("creating an admin client")?;
+            .context("creating the Kafka admin client")?;
         let prefix = format!("{}.", self.topic_prefix);
-        let admin = tokio::task::spawn_blocking(move || {
+        // (fetch_metadata blocks)
+        let (admin, names) = tokio::task::spawn_blocking(move || {
             let names: Vec<String> = admin
                 .inner()
                 .fetch_metadata(None, Duration::from_secs(10))?
                 .topics()
                 .iter()
+                .filter(|topic| topic.error().is_none() && topic.name().starts_with(&prefix))
                 .map(|topic| topic.name().to_owned())
-                .filter(|name| name.starts_with(&prefix))
                 .collect();
             Ok::<_, rdkafka::error::KafkaError>((admin, names))
-        });
-        let (admin, names) = admin.await?.context("listing the topics")?;
+        })
+        .await
+        .context("the topic listing panicked")?
+        .context("listing the Kafka topics")?;
         if names.is_empty() {
             return Ok(0);
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let results = admin
-            .delete_topics(&names, &AdminOptions::new())
+            .delete_topics(
+                &names,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
             .await
             .context("deleting the run's topics")?;
-        Ok(results.iter().filter(|result| result.is_ok()).count())
+        let refused: Vec<String> = results
+            .iter()
+            .filter_map(|result| result.as_ref().err())
+            .map(|(topic, code)| format!("{topic}: {code}"))
+            .collect();
+        anyhow::ensure!(refused.is_empty(), "the broker kept {}", refused.join(", "));
+        Ok(names.len())
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {

@@ -64,7 +64,7 @@ impl Collect for ProjectorMetrics {
             }
             out.counter(
                 "tasktrail_projector_batches_total",
-                "Batches applied by this member (events applied / batches: the mean batch size).",
+                "Batches committed by this member (events applied / batches: the mean of events applied per batch).",
                 self.status.batches.load(Ordering::Relaxed),
             );
             out.counter(
